@@ -1,0 +1,1 @@
+//! Pure rollout planning (no IO).
