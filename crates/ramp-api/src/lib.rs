@@ -7,7 +7,7 @@ pub mod types;
 pub mod validation;
 
 pub use types::*;
-pub use validation::{FieldError, validate_rollout};
+pub use validation::{FieldError, validate_rollout, validate_rollout_update};
 
 use kube::CustomResourceExt;
 

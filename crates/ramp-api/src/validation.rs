@@ -1,5 +1,14 @@
-//! Spec validation: a pure function returning every problem with its field path.
-use crate::Rollout;
+//! Spec validation: pure functions returning every problem with its field path.
+//!
+//! The admission webhook and the controller both call these; a Rollout that
+//! fails validation is never acted on.
+
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::{
+    CanaryStep, CustomNetworkRef, HttpRouteMatch, PathMatchType, Rollout, RolloutPhase,
+    TrafficRoutingRef, ValueMatchType,
+};
 
 /// One problem in a Rollout spec.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -11,7 +20,364 @@ pub struct FieldError {
     pub message: String,
 }
 
+impl FieldError {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A routing object kind ramp can drive, with the API versions it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkRefKind {
+    /// API group, e.g. `networking.istio.io`.
+    pub group: &'static str,
+    /// Kind, e.g. `VirtualService`.
+    pub kind: &'static str,
+    /// Accepted versions.
+    pub versions: &'static [&'static str],
+}
+
+/// Routing object kinds accepted in `customNetworkRefs`.
+pub const SUPPORTED_NETWORK_REFS: &[NetworkRefKind] = &[NetworkRefKind {
+    group: "networking.istio.io",
+    kind: "VirtualService",
+    versions: &["v1", "v1beta1", "v1alpha3"],
+}];
+
+/// Find the supported kind a reference names, if any.
+pub fn network_ref_kind(r: &CustomNetworkRef) -> Option<&'static NetworkRefKind> {
+    let (group, version) = r.api_version.split_once('/')?;
+    SUPPORTED_NETWORK_REFS
+        .iter()
+        .find(|k| k.group == group && k.kind == r.kind && k.versions.contains(&version))
+}
+
+/// A parsed `"NN%"` value.
+pub fn parse_percent(s: &str) -> Option<i32> {
+    let n = s.trim().strip_suffix('%')?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || n.len() > 4 {
+        return None;
+    }
+    n.parse().ok()
+}
+
 /// Validate a Rollout; returns every problem found (empty when valid).
-pub fn validate_rollout(_ro: &Rollout) -> Vec<FieldError> {
-    Vec::new()
+pub fn validate_rollout(ro: &Rollout) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let spec = &ro.spec;
+
+    let w = &spec.workload_ref;
+    if w.api_version != "apps/v1" || w.kind != "Deployment" {
+        errs.push(FieldError::new(
+            "spec.workloadRef",
+            format!(
+                "unsupported workload {}/{}: only apiVersion apps/v1, kind Deployment is supported",
+                w.api_version, w.kind
+            ),
+        ));
+    }
+    check_name(&mut errs, "spec.workloadRef.name", &w.name);
+
+    let Some(canary) = &spec.strategy.canary else {
+        errs.push(FieldError::new(
+            "spec.strategy.canary",
+            "required: ramp rolls out with a canary strategy",
+        ));
+        return errs;
+    };
+    if !canary.extra_workload() {
+        errs.push(FieldError::new(
+            "spec.strategy.canary.enableExtraWorkloadForCanary",
+            "false is not supported: ramp runs the canary as a separate `<workload>-canary` Deployment; remove the field or set it to true",
+        ));
+    }
+
+    if canary.steps.is_empty() {
+        errs.push(FieldError::new(
+            "spec.strategy.canary.steps",
+            "at least one step is required",
+        ));
+    }
+    let mut prev: Option<(usize, &IntOrString)> = None;
+    for (i, step) in canary.steps.iter().enumerate() {
+        let path = format!("spec.strategy.canary.steps[{i}]");
+        validate_step(&mut errs, &path, step);
+        if let Some(cur) = &step.replicas {
+            if let Some((pi, p)) = prev
+                && let (Some(a), Some(b)) = (comparable(p), comparable(cur))
+                && a.0 == b.0
+                && b.1 < a.1
+            {
+                errs.push(FieldError::new(
+                    format!("{path}.replicas"),
+                    format!(
+                        "must not decrease: {} is less than steps[{pi}].replicas {}",
+                        show(cur),
+                        show(p)
+                    ),
+                ));
+            }
+            prev = Some((i, cur));
+        }
+    }
+
+    match canary.traffic_routings.len() {
+        0 => errs.push(FieldError::new(
+            "spec.strategy.canary.trafficRoutings",
+            "exactly one traffic routing is required (a service and its VirtualService)",
+        )),
+        1 => validate_routing(
+            &mut errs,
+            "spec.strategy.canary.trafficRoutings[0]",
+            &canary.traffic_routings[0],
+        ),
+        n => errs.push(FieldError::new(
+            "spec.strategy.canary.trafficRoutings",
+            format!("exactly one traffic routing is supported, got {n}"),
+        )),
+    }
+    errs
+}
+
+/// Validate an update: `validate_rollout` on the new object, plus the fields
+/// that cannot change while a rollout is in progress.
+pub fn validate_rollout_update(old: &Rollout, new: &Rollout) -> Vec<FieldError> {
+    let mut errs = validate_rollout(new);
+    let progressing = old
+        .status
+        .as_ref()
+        .and_then(|s| s.phase)
+        .is_some_and(|p| p == RolloutPhase::Progressing);
+    if !progressing {
+        return errs;
+    }
+    let hint = "cannot change while a rollout is in progress; finish, abort or disable it first";
+    if old.spec.workload_ref != new.spec.workload_ref {
+        errs.push(FieldError::new("spec.workloadRef", hint));
+    }
+    let (oc, nc) = (&old.spec.strategy.canary, &new.spec.strategy.canary);
+    let routings =
+        |c: &Option<crate::CanaryStrategy>| c.as_ref().map(|c| c.traffic_routings.clone());
+    if routings(oc) != routings(nc) {
+        errs.push(FieldError::new(
+            "spec.strategy.canary.trafficRoutings",
+            hint,
+        ));
+    }
+    let steps = |c: &Option<crate::CanaryStrategy>| c.as_ref().map_or(0, |c| c.steps.len());
+    if steps(oc) != steps(nc) {
+        errs.push(FieldError::new(
+            "spec.strategy.canary.steps",
+            format!(
+                "the number of steps {hint} (was {}, now {})",
+                steps(oc),
+                steps(nc)
+            ),
+        ));
+    }
+    errs
+}
+
+fn validate_step(errs: &mut Vec<FieldError>, path: &str, step: &CanaryStep) {
+    match &step.replicas {
+        None => errs.push(FieldError::new(
+            format!("{path}.replicas"),
+            "required: a number of canary pods (>= 1) or a percentage of the workload's replicas (\"NN%\", 0 < NN <= 100)",
+        )),
+        Some(IntOrString::Int(n)) if *n < 1 => errs.push(FieldError::new(
+            format!("{path}.replicas"),
+            format!("invalid value {n}: must be at least 1"),
+        )),
+        Some(IntOrString::String(s)) => match parse_percent(s) {
+            Some(p) if (1..=100).contains(&p) => {}
+            _ => errs.push(FieldError::new(
+                format!("{path}.replicas"),
+                format!("invalid value {s:?}: must be an integer or a percentage \"NN%\" with 0 < NN <= 100"),
+            )),
+        },
+        Some(IntOrString::Int(_)) => {}
+    }
+    if let Some(t) = &step.traffic {
+        match parse_percent(t) {
+            Some(p) if (1..=100).contains(&p) => {}
+            _ => errs.push(FieldError::new(
+                format!("{path}.traffic"),
+                format!("invalid value {t:?}: must be a percentage \"NN%\" with 0 < NN <= 100"),
+            )),
+        }
+        if !step.matches.is_empty() {
+            errs.push(FieldError::new(
+                format!("{path}.matches"),
+                "a step routes either by traffic weight or by request matches, not both: split it into two steps",
+            ));
+        }
+    }
+    for (j, m) in step.matches.iter().enumerate() {
+        validate_match(errs, &format!("{path}.matches[{j}]"), m);
+    }
+    if let Some(d) = step.pause.as_ref().and_then(|p| p.duration)
+        && d < 0
+    {
+        errs.push(FieldError::new(
+            format!("{path}.pause.duration"),
+            format!("invalid value {d}: seconds must be >= 0 (omit it to wait for approval)"),
+        ));
+    }
+}
+
+fn validate_match(errs: &mut Vec<FieldError>, path: &str, m: &HttpRouteMatch) {
+    if m.headers.is_empty() && m.query_params.is_empty() && m.path.is_none() {
+        errs.push(FieldError::new(
+            path,
+            "a match needs at least one of headers, queryParams or path",
+        ));
+    }
+    for (k, h) in m.headers.iter().enumerate() {
+        let p = format!("{path}.headers[{k}]");
+        if h.name.trim().is_empty() {
+            errs.push(FieldError::new(
+                format!("{p}.name"),
+                "must not be empty: name the header to match",
+            ));
+        } else if !h.name.bytes().all(is_token_char) {
+            errs.push(FieldError::new(
+                format!("{p}.name"),
+                format!("invalid header name {:?}: only letters, digits and !#$%&'*+-.^_`|~ are allowed", h.name),
+            ));
+        }
+        check_value(errs, &p, h.type_, &h.value);
+    }
+    for (k, q) in m.query_params.iter().enumerate() {
+        let p = format!("{path}.queryParams[{k}]");
+        if q.name.trim().is_empty() {
+            errs.push(FieldError::new(
+                format!("{p}.name"),
+                "must not be empty: name the query parameter to match",
+            ));
+        }
+        check_value(errs, &p, q.type_, &q.value);
+    }
+    if let Some(pm) = &m.path {
+        let p = format!("{path}.path");
+        match pm.type_.unwrap_or_default() {
+            PathMatchType::RegularExpression => check_regex(errs, &p, &pm.value),
+            _ if !pm.value.starts_with('/') => errs.push(FieldError::new(
+                format!("{p}.value"),
+                format!("invalid path {:?}: must start with '/'", pm.value),
+            )),
+            _ => {}
+        }
+    }
+}
+
+fn check_value(errs: &mut Vec<FieldError>, path: &str, ty: Option<ValueMatchType>, value: &str) {
+    match ty.unwrap_or_default() {
+        ValueMatchType::Exact if value.is_empty() => errs.push(FieldError::new(
+            format!("{path}.value"),
+            "must not be empty for an Exact match",
+        )),
+        ValueMatchType::Exact => {}
+        ValueMatchType::RegularExpression => check_regex(errs, path, value),
+    }
+}
+
+fn check_regex(errs: &mut Vec<FieldError>, path: &str, value: &str) {
+    if let Err(e) = regex::Regex::new(value) {
+        let first = e.to_string();
+        let detail = first.lines().last().unwrap_or_default().trim();
+        errs.push(FieldError::new(
+            format!("{path}.value"),
+            format!("invalid regular expression {value:?}: {detail}"),
+        ));
+    }
+}
+
+fn validate_routing(errs: &mut Vec<FieldError>, path: &str, r: &TrafficRoutingRef) {
+    check_name(errs, &format!("{path}.service"), &r.service);
+    if let Some(g) = r.grace_period_seconds
+        && g < 0
+    {
+        errs.push(FieldError::new(
+            format!("{path}.gracePeriodSeconds"),
+            format!("invalid value {g}: must be >= 0"),
+        ));
+    }
+    if r.custom_network_refs.is_empty() {
+        errs.push(FieldError::new(
+            format!("{path}.customNetworkRefs"),
+            "at least one routing object is required (an Istio VirtualService)",
+        ));
+    }
+    let allowed = SUPPORTED_NETWORK_REFS
+        .iter()
+        .map(|k| format!("{} {}/{{{}}}", k.kind, k.group, k.versions.join(",")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    for (i, n) in r.custom_network_refs.iter().enumerate() {
+        let p = format!("{path}.customNetworkRefs[{i}]");
+        if network_ref_kind(n).is_none() {
+            errs.push(FieldError::new(
+                p.clone(),
+                format!(
+                    "unsupported routing object {} {}: supported are {allowed}",
+                    n.api_version, n.kind
+                ),
+            ));
+        }
+        check_name(errs, &format!("{p}.name"), &n.name);
+        if r.custom_network_refs[..i]
+            .iter()
+            .any(|o| o.kind == n.kind && o.name == n.name)
+        {
+            errs.push(FieldError::new(
+                p,
+                format!("{} {:?} is listed twice", n.kind, n.name),
+            ));
+        }
+    }
+}
+
+fn check_name(errs: &mut Vec<FieldError>, path: &str, name: &str) {
+    if name.is_empty() {
+        errs.push(FieldError::new(path, "must not be empty"));
+    } else if !is_dns_subdomain(name) {
+        errs.push(FieldError::new(
+            path,
+            format!("invalid name {name:?}: must be a lowercase RFC 1123 name (a-z, 0-9, '-', '.'), at most 253 characters"),
+        ));
+    }
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// (is_percent, value) when a replicas value can be compared.
+fn comparable(v: &IntOrString) -> Option<(bool, i32)> {
+    match v {
+        IntOrString::Int(n) => Some((false, *n)),
+        IntOrString::String(s) => parse_percent(s).map(|p| (true, p)),
+    }
+}
+
+fn show(v: &IntOrString) -> String {
+    match v {
+        IntOrString::Int(n) => n.to_string(),
+        IntOrString::String(s) => format!("{s:?}"),
+    }
 }

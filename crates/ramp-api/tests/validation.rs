@@ -1,0 +1,335 @@
+//! Every validation rule, with the field path and message a user sees.
+
+use ramp_api::{FieldError, Rollout, validate_rollout, validate_rollout_update};
+
+const VALID: &str = r#"
+apiVersion: rollouts.ramp.dev/v1beta1
+kind: Rollout
+metadata: {name: rollouts-demo, namespace: default}
+spec:
+  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: workload-demo}
+  strategy:
+    canary:
+      steps:
+      - replicas: 1
+        matches:
+        - headers: [{type: Exact, name: version, value: canary}]
+      - {traffic: "50%", replicas: "50%"}
+      - {traffic: "80%", replicas: "80%", pause: {duration: 60}}
+      trafficRoutings:
+      - service: service-demo
+        gracePeriodSeconds: 3
+        customNetworkRefs:
+        - {apiVersion: networking.istio.io/v1beta1, kind: VirtualService, name: vs-demo}
+"#;
+
+fn rollout_with(edit: impl FnOnce(&mut serde_json::Value)) -> Rollout {
+    let mut v: serde_json::Value = serde_yaml::from_str(VALID).unwrap();
+    edit(&mut v);
+    serde_json::from_value(v).unwrap()
+}
+
+fn errors(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<FieldError> {
+    validate_rollout(&rollout_with(edit))
+}
+
+/// Asserts exactly one error, at `path`, whose message contains `needle`.
+fn assert_one(errs: &[FieldError], path: &str, needle: &str) {
+    assert_eq!(errs.len(), 1, "expected one error at {path}, got {errs:#?}");
+    assert_eq!(errs[0].path, path);
+    assert!(
+        errs[0].message.contains(needle),
+        "message {:?} should contain {needle:?}",
+        errs[0].message
+    );
+}
+
+#[test]
+fn the_walk_through_is_valid() {
+    assert_eq!(errors(|_| {}), vec![]);
+}
+
+#[test]
+fn a_kruise_manifest_with_other_istio_versions_is_valid() {
+    for v in ["networking.istio.io/v1", "networking.istio.io/v1alpha3"] {
+        let errs = errors(|r| {
+            r["spec"]["strategy"]["canary"]["trafficRoutings"][0]["customNetworkRefs"][0]["apiVersion"] =
+                v.into()
+        });
+        assert_eq!(errs, vec![], "{v}");
+    }
+}
+
+#[test]
+fn table_of_rules() {
+    type Edit = fn(&mut serde_json::Value);
+    let cases: Vec<(&str, Edit, &str, &str)> = vec![
+        (
+            "no steps",
+            |r| r["spec"]["strategy"]["canary"]["steps"] = serde_json::json!([]),
+            "spec.strategy.canary.steps",
+            "at least one step",
+        ),
+        (
+            "no canary",
+            |r| r["spec"]["strategy"] = serde_json::json!({}),
+            "spec.strategy.canary",
+            "required",
+        ),
+        (
+            "decreasing replicas",
+            |r| r["spec"]["strategy"]["canary"]["steps"][2]["replicas"] = "40%".into(),
+            "spec.strategy.canary.steps[2].replicas",
+            "must not decrease",
+        ),
+        (
+            "decreasing int replicas",
+            |r| {
+                r["spec"]["strategy"]["canary"]["steps"][1]["replicas"] = 3.into();
+                r["spec"]["strategy"]["canary"]["steps"][2]["replicas"] = 2.into();
+            },
+            "spec.strategy.canary.steps[2].replicas",
+            "must not decrease",
+        ),
+        (
+            "missing replicas",
+            |r| {
+                r["spec"]["strategy"]["canary"]["steps"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("replicas");
+            },
+            "spec.strategy.canary.steps[0].replicas",
+            "required",
+        ),
+        (
+            "zero replicas",
+            |r| r["spec"]["strategy"]["canary"]["steps"][0]["replicas"] = 0.into(),
+            "spec.strategy.canary.steps[0].replicas",
+            "at least 1",
+        ),
+        (
+            "replicas 150%",
+            |r| r["spec"]["strategy"]["canary"]["steps"][2]["replicas"] = "150%".into(),
+            "spec.strategy.canary.steps[2].replicas",
+            "0 < NN <= 100",
+        ),
+        (
+            "traffic 150%",
+            |r| r["spec"]["strategy"]["canary"]["steps"][2]["traffic"] = "150%".into(),
+            "spec.strategy.canary.steps[2].traffic",
+            "0 < NN <= 100",
+        ),
+        (
+            "traffic 0%",
+            |r| r["spec"]["strategy"]["canary"]["steps"][1]["traffic"] = "0%".into(),
+            "spec.strategy.canary.steps[1].traffic",
+            "0 < NN <= 100",
+        ),
+        (
+            "traffic not a percentage",
+            |r| r["spec"]["strategy"]["canary"]["steps"][1]["traffic"] = "50".into(),
+            "spec.strategy.canary.steps[1].traffic",
+            "percentage",
+        ),
+        (
+            "traffic and matches",
+            |r| r["spec"]["strategy"]["canary"]["steps"][0]["traffic"] = "10%".into(),
+            "spec.strategy.canary.steps[0].matches",
+            "not both",
+        ),
+        (
+            "empty header name",
+            |r| {
+                r["spec"]["strategy"]["canary"]["steps"][0]["matches"][0]["headers"][0]["name"] =
+                    "".into()
+            },
+            "spec.strategy.canary.steps[0].matches[0].headers[0].name",
+            "must not be empty",
+        ),
+        (
+            "header name with a space",
+            |r| {
+                r["spec"]["strategy"]["canary"]["steps"][0]["matches"][0]["headers"][0]["name"] =
+                    "x y".into()
+            },
+            "spec.strategy.canary.steps[0].matches[0].headers[0].name",
+            "invalid header name",
+        ),
+        (
+            "bad regex",
+            |r| {
+                r["spec"]["strategy"]["canary"]["steps"][0]["matches"][0]["headers"][0] = serde_json::json!({"type": "RegularExpression", "name": "user", "value": "jason("})
+            },
+            "spec.strategy.canary.steps[0].matches[0].headers[0].value",
+            "invalid regular expression",
+        ),
+        (
+            "empty exact value",
+            |r| {
+                r["spec"]["strategy"]["canary"]["steps"][0]["matches"][0]["headers"][0]["value"] =
+                    "".into()
+            },
+            "spec.strategy.canary.steps[0].matches[0].headers[0].value",
+            "must not be empty",
+        ),
+        (
+            "empty match",
+            |r| r["spec"]["strategy"]["canary"]["steps"][0]["matches"][0] = serde_json::json!({}),
+            "spec.strategy.canary.steps[0].matches[0]",
+            "at least one of",
+        ),
+        (
+            "path without slash",
+            |r| {
+                r["spec"]["strategy"]["canary"]["steps"][0]["matches"][0]["path"] =
+                    serde_json::json!({"value": "api"})
+            },
+            "spec.strategy.canary.steps[0].matches[0].path.value",
+            "must start with '/'",
+        ),
+        (
+            "negative pause",
+            |r| r["spec"]["strategy"]["canary"]["steps"][2]["pause"]["duration"] = (-1).into(),
+            "spec.strategy.canary.steps[2].pause.duration",
+            ">= 0",
+        ),
+        (
+            "no routing",
+            |r| r["spec"]["strategy"]["canary"]["trafficRoutings"] = serde_json::json!([]),
+            "spec.strategy.canary.trafficRoutings",
+            "exactly one",
+        ),
+        (
+            "two routings",
+            |r| {
+                let first = r["spec"]["strategy"]["canary"]["trafficRoutings"][0].clone();
+                r["spec"]["strategy"]["canary"]["trafficRoutings"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(first);
+            },
+            "spec.strategy.canary.trafficRoutings",
+            "exactly one traffic routing is supported, got 2",
+        ),
+        (
+            "no service",
+            |r| r["spec"]["strategy"]["canary"]["trafficRoutings"][0]["service"] = "".into(),
+            "spec.strategy.canary.trafficRoutings[0].service",
+            "must not be empty",
+        ),
+        (
+            "no network refs",
+            |r| {
+                r["spec"]["strategy"]["canary"]["trafficRoutings"][0]["customNetworkRefs"] =
+                    serde_json::json!([])
+            },
+            "spec.strategy.canary.trafficRoutings[0].customNetworkRefs",
+            "at least one routing object",
+        ),
+        (
+            "unsupported network ref",
+            |r| {
+                r["spec"]["strategy"]["canary"]["trafficRoutings"][0]["customNetworkRefs"][0]["kind"] =
+                    "Ingress".into()
+            },
+            "spec.strategy.canary.trafficRoutings[0].customNetworkRefs[0]",
+            "supported are VirtualService",
+        ),
+        (
+            "negative grace period",
+            |r| {
+                r["spec"]["strategy"]["canary"]["trafficRoutings"][0]["gracePeriodSeconds"] =
+                    (-3).into()
+            },
+            "spec.strategy.canary.trafficRoutings[0].gracePeriodSeconds",
+            ">= 0",
+        ),
+        (
+            "workload not a Deployment",
+            |r| r["spec"]["workloadRef"]["kind"] = "StatefulSet".into(),
+            "spec.workloadRef",
+            "only apiVersion apps/v1, kind Deployment",
+        ),
+        (
+            "workload bad name",
+            |r| r["spec"]["workloadRef"]["name"] = "Workload_Demo".into(),
+            "spec.workloadRef.name",
+            "invalid name",
+        ),
+        (
+            "in-place canary",
+            |r| r["spec"]["strategy"]["canary"]["enableExtraWorkloadForCanary"] = false.into(),
+            "spec.strategy.canary.enableExtraWorkloadForCanary",
+            "not supported",
+        ),
+    ];
+    for (name, edit, path, needle) in cases {
+        let errs = errors(edit);
+        assert_eq!(errs.len(), 1, "{name}: {errs:#?}");
+        assert_eq!(errs[0].path, path, "{name}");
+        assert!(
+            errs[0].message.contains(needle),
+            "{name}: {:?} lacks {needle:?}",
+            errs[0].message
+        );
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let errs = errors(|r| {
+        let steps = &mut r["spec"]["strategy"]["canary"]["steps"];
+        steps[0]["matches"][0]["headers"][0]["name"] = "".into();
+        steps[2]["traffic"] = "150%".into();
+        steps[2]["replicas"] = "10%".into();
+    });
+    let paths: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        vec![
+            "spec.strategy.canary.steps[0].matches[0].headers[0].name",
+            "spec.strategy.canary.steps[2].traffic",
+            "spec.strategy.canary.steps[2].replicas",
+        ]
+    );
+    assert_eq!(
+        errs[1].to_string(),
+        "spec.strategy.canary.steps[2].traffic: invalid value \"150%\": must be a percentage \"NN%\" with 0 < NN <= 100"
+    );
+}
+
+#[test]
+fn progressing_rollouts_keep_their_shape() {
+    let mut old = rollout_with(|_| {});
+    old.status = Some(ramp_api::RolloutStatus {
+        phase: Some(ramp_api::RolloutPhase::Progressing),
+        ..Default::default()
+    });
+    let new = rollout_with(|r| {
+        r["spec"]["workloadRef"]["name"] = "other".into();
+        r["spec"]["strategy"]["canary"]["steps"]
+            .as_array_mut()
+            .unwrap()
+            .pop();
+    });
+    let errs = validate_rollout_update(&old, &new);
+    let paths: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        vec!["spec.workloadRef", "spec.strategy.canary.steps"]
+    );
+    assert!(errs[1].message.contains("was 3, now 2"));
+
+    // A healthy rollout may change anything valid.
+    old.status = None;
+    assert_eq!(validate_rollout_update(&old, &new), vec![]);
+    assert_one(
+        &validate_rollout_update(
+            &old,
+            &rollout_with(|r| r["spec"]["strategy"]["canary"]["steps"][0]["replicas"] = 0.into()),
+        ),
+        "spec.strategy.canary.steps[0].replicas",
+        "at least 1",
+    );
+}
