@@ -1,0 +1,9 @@
+//! The ramp operator: a kube-runtime controller over Rollouts that executes
+//! the plans of `ramp-core`, plus the admission webhooks and the metrics and
+//! health endpoints.
+
+pub mod certs;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod webhook;
