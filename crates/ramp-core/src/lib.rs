@@ -1,1 +1,128 @@
-//! Pure rollout planning (no IO).
+//! Pure rollout planning for ramp: observed state in, the next actions and
+//! the new status out. No IO, no Kubernetes client: the operator reads the
+//! objects, calls [`plan`], carries out [`Plan::actions`] in order, then
+//! writes [`Plan::status`].
+//!
+//! ```text
+//! Observed { Rollout, Deployment + ReplicaSets, canary Deployment, Services,
+//!            VirtualServices (JSON), now }
+//!      │ plan()
+//!      ▼
+//! Plan { actions (idempotent, in order), status, requeue_after, events, error }
+//! ```
+//!
+//! # The state machine
+//!
+//! One call makes at most one transition; every action carries desired state
+//! (create = "make it exist like this", patches computed from the saved
+//! original, never deltas), so the operator may crash after any action and
+//! simply plan again.
+//!
+//! ## Phases
+//! - `Initial` → `Healthy`: ramp records the revision the workload runs
+//!   (`canaryStatus.stableRevision`) and labels the Deployment
+//!   `rollouts.ramp.dev/controlled-by=<rollout>`.
+//! - `Healthy` → `Progressing`: the Deployment's pod template changed (a new
+//!   revision). ramp keeps the Deployment paused (its webhook pauses it in the
+//!   same write; without the webhook the planner pauses it and warns) and
+//!   starts step 1.
+//! - `Progressing` → `Healthy` when the finishing sequence is done.
+//! - `Aborted`, `Disabling` → `Disabled`, `Terminating`: see below.
+//!
+//! ## Steps (`canaryStatus.currentStepIndex`, 1-based, and `currentStepState`)
+//! ```text
+//! BeforeStepUpgrade ─► StepUpgrade ─► StepTrafficRouting ─► StepPaused ─► StepReady ─┐
+//!   (checks, then       (canary        (canary Service,       (approval     next step: │
+//!    isolate stable      Deployment     routing for the step,  or timer)   StepUpgrade ◄┘
+//!    Service, create     at the step's  then the grace period)             last step:
+//!    canary)             replicas, wait                                    Completed
+//!                        until ready)
+//! ```
+//! - **BeforeStepUpgrade** checks, before changing anything, that the stable
+//!   Service and every routing object exist, that each routing object has a
+//!   route to the stable Service and that every step's routing can be
+//!   computed. Then the stable Service's selector gains
+//!   `pod-template-hash: <stable pods' hash>` (recorded in annotation
+//!   `rollouts.ramp.dev/stable-selector-hash`) so it never reaches canary
+//!   pods, and the canary Deployment `<workload>-canary` is created.
+//! - **StepUpgrade** waits until the canary Deployment runs the step's
+//!   replicas (an integer, or a percentage of the Deployment's
+//!   `spec.replicas`, rounded up), all ready; the message names pods that are
+//!   not, with their reason. Then it creates/updates the canary Service
+//!   `<service>-canary` (selector plus the canary pods' `pod-template-hash`)
+//!   and changes routing for the step.
+//! - **StepTrafficRouting** waits `gracePeriodSeconds` after the last routing
+//!   change (`requeue_after` says when to look again).
+//! - **StepPaused** waits for approval — a user or plugin patching
+//!   `currentStepState` from `StepPaused` to `StepReady` — or, with
+//!   `pause.duration`, for that many seconds after `lastUpdateTime`.
+//! - **StepReady** moves to the next step's `StepUpgrade`, or after the last
+//!   step to `Completed` and the finishing sequence.
+//!
+//! While a step runs, the planner keeps its world as it should be: it
+//! re-creates deleted objects and re-applies routing when someone else
+//! changed it (drift, see [`routing::assess`]), keeping their edit.
+//!
+//! ## Routing
+//! The first routing change saves the object's spec, labels and annotations
+//! in annotation `rollouts.ramp.dev/original-spec-configuration`; each step's
+//! object is computed from that saved original (so step 2's weights replace
+//! step 1's header route); restoring puts it back exactly and removes the
+//! annotation. A step with neither traffic nor matches keeps the previous
+//! step's routing. See [`routing::IstioVirtualService`] for the rules.
+//!
+//! ## Finishing (`canaryStatus.finalisingStep`)
+//! Each finishing step acts only if its result is not yet visible, so the
+//! sequence survives crashes and changes of mind:
+//! - after the last step or on `PromoteFull`: `RestoreRouting` (then the
+//!   grace period) → `RestoreStableService` (grace) → `DeleteCanaryService` →
+//!   `ResumeWorkload` (unpause, wait until the Deployment has rolled out) →
+//!   `DeleteCanaryWorkload` → `Done`: phase `Healthy`, `stableRevision` = the
+//!   new revision, condition `Succeeded=True`.
+//! - rollback (template back to the stable revision): `RestoreRouting` →
+//!   `DeleteCanaryWorkload` → `RestoreStableService` → `DeleteCanaryService`
+//!   → `ResumeWorkload` → `Done` (`Succeeded=False`, reason `RolledBack`).
+//!   The canary goes first so that it never gets stable traffic.
+//! - new revision mid-rollout (v1→v2→v3): `RestoreRouting`, then step 1 with
+//!   the new revision.
+//! - `spec.disabled: true` (phase `Disabling` → `Disabled`) and deletion
+//!   (`Terminating`, then [`Plan::cleanup_complete`]): as for rollback, and
+//!   the Deployment is unpaused (if ramp paused it or a revision was pending)
+//!   and released (label removed).
+//!
+//! ## User actions (`canaryStatus.requestedAction`, consumed and cleared)
+//! - `Abort` while steps run: routing restored (grace), phase `Aborted`,
+//!   canary scaled to 0, Deployment stays paused. Honoured even when paused.
+//! - `Retry` from `Aborted`: step 1 again with the same revision.
+//! - `PromoteFull` while steps run or from `Aborted`: skip to finishing.
+//! - From `Aborted`, changing the template back rolls back; a newer template
+//!   restarts at step 1.
+//!
+//! ## Holding
+//! `spec.strategy.paused: true` holds everything except deletion, disabling
+//! and abort: no step advances and no timer fires (the Deployment is still
+//! kept paused).
+//!
+//! ## Problems
+//! Missing objects, an invalid spec, routing objects without a route to the
+//! Service and the like stop progress: no actions (except keeping the
+//! Deployment paused), the status is unchanged except `message` and the
+//! `Progressing` condition's reason, a Warning event when the message is
+//! new, and [`Plan::error`] with a [`PlanError::kind`] for metrics.
+
+mod error;
+mod hash;
+mod machine;
+mod objects;
+mod observed;
+mod plan;
+pub mod routing;
+mod steps;
+pub mod time;
+
+pub use error::{PlanError, RoutingError};
+pub use hash::{HASH_LEN, pod_template_hash, template_revision};
+pub use machine::{CONDITION_PROGRESSING, CONDITION_SUCCEEDED, plan};
+pub use observed::Observed;
+pub use plan::{Action, EventType, Plan, PlannedEvent};
+pub use steps::{canary_replicas, parse_percent};
