@@ -3,7 +3,9 @@
 //! health endpoints.
 
 pub mod certs;
+pub mod controller;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod registration;
 pub mod webhook;

@@ -39,7 +39,7 @@ pub struct PhaseLabels {
 }
 
 /// A phase as a label value.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelValue)]
 pub enum PhaseLabel {
     /// See [`RolloutPhase`].
     Initial,

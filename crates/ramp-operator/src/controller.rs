@@ -1,0 +1,793 @@
+//! The Rollout controller: fetch → plan (ramp-core) → apply → status.
+//!
+//! Watch-driven: besides Rollouts it watches the Deployments ramp controls or
+//! created, Services, and VirtualServices, and maps each change back to the
+//! Rollouts that reference the object. It requeues only for timers (grace
+//! periods, pause durations) and errors (with backoff).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use ramp_api::names::{
+    CONTROLLED_BY_LABEL, FIELD_MANAGER, FINALIZER, MANAGED_BY_ROLLOUT_LABEL, canary_service_name,
+    canary_workload_name,
+};
+use ramp_api::{Rollout, RolloutStatus};
+use ramp_core::{Action, Observed, Plan};
+use serde_json::{Value, json};
+
+use crate::metrics::{Metrics, PhaseLabel, PhaseLabels, RolloutLabels};
+
+/// Controller errors, by stage.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading observed state failed.
+    #[error("reading {what}: {source}")]
+    Fetch {
+        /// What was being read.
+        what: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// Carrying out a planned action failed.
+    #[error("{action}: {source}")]
+    Apply {
+        /// The action.
+        action: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// Someone else changed an object between our read and our write; the next
+    /// reconcile plans again from the new state.
+    #[error("{what} changed concurrently; planning again")]
+    Conflict {
+        /// The object.
+        what: String,
+    },
+    /// Writing the Rollout's status or finalizer failed.
+    #[error("writing Rollout {name}: {source}")]
+    Write {
+        /// Rollout name.
+        name: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// An object could not be (de)serialized.
+    #[error("encoding {what}: {source}")]
+    Encode {
+        /// What was being encoded.
+        what: String,
+        /// The serde error.
+        source: serde_json::Error,
+    },
+}
+
+impl Error {
+    /// Low-cardinality kind for the error metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Fetch { .. } => "fetch",
+            Error::Apply { .. } => "apply",
+            Error::Conflict { .. } => "conflict",
+            Error::Write { .. } => "write_status",
+            Error::Encode { .. } => "encode",
+        }
+    }
+}
+
+fn is_conflict(e: &kube::Error) -> bool {
+    // 409 Conflict (stale resourceVersion) or 422 from a failed JSON-patch `test`.
+    matches!(e, kube::Error::Api(s) if s.code == 409 || (s.code == 422 && s.message.contains("test")))
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// Shared state of the reconciler.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Deployments ramp controls (stable, labelled) or created (canary).
+    pub deployments: Store<Deployment>,
+    /// Services.
+    pub services: Store<Service>,
+    /// VirtualServices (empty when Istio's CRD is not installed).
+    pub virtual_services: Option<Store<DynamicObject>>,
+    /// Whether the admission webhook pauses Deployments (else the controller
+    /// pauses them itself and warns about the race).
+    pub webhook_enabled: bool,
+}
+
+/// Where the controller looks.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    /// One namespace, or all when `None`.
+    pub namespace: Option<String>,
+}
+
+impl Scope {
+    fn api<K>(&self, client: &Client) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        match &self.namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+}
+
+/// API resource of a routing object kind.
+pub fn routing_resource(api_version: &str, kind: &str) -> ApiResource {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let plural = match kind {
+        "VirtualService" => "virtualservices".to_string(),
+        "DestinationRule" => "destinationrules".to_string(),
+        "HTTPRoute" => "httproutes".to_string(),
+        other => format!("{}s", other.to_ascii_lowercase()),
+    };
+    ApiResource {
+        group: group.to_string(),
+        version: version.to_string(),
+        api_version: api_version.to_string(),
+        kind: kind.to_string(),
+        plural,
+    }
+}
+
+/// Istio's VirtualService in the version the API server stores.
+fn virtual_service_resource() -> ApiResource {
+    routing_resource("networking.istio.io/v1", "VirtualService")
+}
+
+/// Rollouts in the object's namespace whose spec references it.
+fn referencing_rollouts(
+    rollouts: &Store<Rollout>,
+    namespace: Option<&str>,
+    matches: impl Fn(&Rollout) -> bool,
+) -> Vec<ObjectRef<Rollout>> {
+    rollouts
+        .state()
+        .into_iter()
+        .filter(|r| r.metadata.namespace.as_deref() == namespace && matches(r))
+        .map(|r| ObjectRef::from_obj(&*r))
+        .collect()
+}
+
+fn routing_of(r: &Rollout) -> Option<&ramp_api::TrafficRoutingRef> {
+    r.spec
+        .strategy
+        .canary
+        .as_ref()
+        .and_then(|c| c.traffic_routings.first())
+}
+
+/// Build and run the controller until shutdown.
+pub async fn run(
+    client: Client,
+    scope: Scope,
+    metrics: Metrics,
+    reporter: Reporter,
+    webhook_enabled: bool,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    ready: impl Fn() + Send + Sync + 'static,
+) {
+    let rollouts: Api<Rollout> = scope.api(&client);
+
+    // Deployments: the stable ones ramp adopted (labelled) and the canaries it made.
+    let (dep_reader, dep_writer) = reflector::store();
+    let dep_api: Api<Deployment> = scope.api(&client);
+    let controlled = watcher(
+        dep_api.clone(),
+        watcher::Config::default().labels(CONTROLLED_BY_LABEL),
+    );
+    let canaries = watcher(
+        dep_api,
+        watcher::Config::default().labels(MANAGED_BY_ROLLOUT_LABEL),
+    );
+    let deployments = futures::stream::select(controlled, canaries)
+        .default_backoff()
+        .reflect(dep_writer)
+        .touched_objects();
+
+    let (svc_reader, svc_writer) = reflector::store();
+    let services = watcher(scope.api::<Service>(&client), watcher::Config::default())
+        .default_backoff()
+        .reflect(svc_writer)
+        .touched_objects();
+
+    let vs_ar = virtual_service_resource();
+    let istio_installed = kube::discovery::pinned_kind(
+        &client,
+        &kube::core::GroupVersionKind::gvk(&vs_ar.group, &vs_ar.version, &vs_ar.kind),
+    )
+    .await
+    .is_ok();
+    let vs_api: Api<DynamicObject> = match &scope.namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &vs_ar),
+        None => Api::all_with(client.clone(), &vs_ar),
+    };
+    let vs_writer = reflector::store::Writer::<DynamicObject>::new(vs_ar.clone());
+    let vs_reader = vs_writer.as_reader();
+    let vs_stream = if istio_installed {
+        watcher(vs_api, watcher::Config::default())
+            .default_backoff()
+            .reflect(vs_writer)
+            .touched_objects()
+            .boxed()
+    } else {
+        tracing::warn!(
+            "the VirtualService CRD (virtualservices.networking.istio.io) is not installed; \
+             Rollouts will report it missing until it is installed and ramp restarts"
+        );
+        futures::stream::empty().boxed()
+    };
+
+    let controller = Controller::new(rollouts, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    tokio::spawn(count_phases(store.clone(), metrics.clone()));
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        metrics,
+        recorder: Recorder::new(client.clone(), reporter),
+        deployments: dep_reader,
+        services: svc_reader,
+        virtual_services: istio_installed.then_some(vs_reader),
+        webhook_enabled,
+    });
+
+    let (s1, s2, s3) = (store.clone(), store.clone(), store.clone());
+    let ready_ctx = ctx.clone();
+    let ready_store = store.clone();
+    tokio::spawn(async move {
+        let _ = ready_store.wait_until_ready().await;
+        let _ = ready_ctx.deployments.wait_until_ready().await;
+        let _ = ready_ctx.services.wait_until_ready().await;
+        if let Some(vs) = &ready_ctx.virtual_services {
+            let _ = vs.wait_until_ready().await;
+        }
+        ready();
+    });
+
+    controller
+        .watches_stream(deployments, move |d: Deployment| {
+            let ns = d.metadata.namespace.clone();
+            let labels = d.labels();
+            let name = labels
+                .get(CONTROLLED_BY_LABEL)
+                .or_else(|| labels.get(MANAGED_BY_ROLLOUT_LABEL))
+                .cloned();
+            let mut refs: Vec<ObjectRef<Rollout>> = name
+                .into_iter()
+                .map(|n| ObjectRef::new(&n).within(ns.as_deref().unwrap_or_default()))
+                .collect();
+            // A Deployment named by a Rollout but not yet adopted.
+            let dname = d.name_any();
+            refs.extend(referencing_rollouts(&s1, ns.as_deref(), |r| {
+                r.spec.workload_ref.name == dname
+            }));
+            refs
+        })
+        .watches_stream(services, move |s: Service| {
+            let name = s.name_any();
+            referencing_rollouts(&s2, s.metadata.namespace.as_deref(), |r| {
+                routing_of(r)
+                    .is_some_and(|t| t.service == name || canary_service_name(&t.service) == name)
+            })
+        })
+        .watches_stream_with(
+            vs_stream,
+            move |vs: DynamicObject| {
+                let name = vs.name_any();
+                let kind = vs
+                    .types
+                    .as_ref()
+                    .map(|t| t.kind.clone())
+                    .unwrap_or_default();
+                referencing_rollouts(&s3, vs.metadata.namespace.as_deref(), |r| {
+                    routing_of(r).is_some_and(|t| {
+                        t.custom_network_refs
+                            .iter()
+                            .any(|n| n.name == name && (kind.is_empty() || n.kind == kind))
+                    })
+                })
+            },
+            vs_ar.clone(),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => tracing::debug!(rollout = %obj, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "reconcile failed"),
+            }
+        })
+        .await;
+}
+
+/// Read everything the planner needs. Deployments, Services and
+/// VirtualServices come from the watch caches; ReplicaSets and canary pods are
+/// listed only when needed.
+async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
+    let ns = ro.namespace().unwrap_or_default();
+    let now = chrono::Utc::now();
+    let mut obs = Observed::new(ro.clone(), now);
+    let client = &ctx.client;
+
+    let workload_name = &ro.spec.workload_ref.name;
+    let cached = ctx
+        .deployments
+        .get(&ObjectRef::new(workload_name).within(&ns));
+    obs.workload = match cached {
+        Some(d) => Some((*d).clone()),
+        None => {
+            // Not adopted yet (no label): read it directly.
+            ctx.metrics.api_request("get");
+            let api: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+            api.get_opt(workload_name)
+                .await
+                .map_err(|source| Error::Fetch {
+                    what: format!("Deployment {ns}/{workload_name}"),
+                    source,
+                })?
+        }
+    };
+    obs.canary_workload = ctx
+        .deployments
+        .get(&ObjectRef::new(&canary_workload_name(workload_name)).within(&ns))
+        .map(|d| (*d).clone());
+
+    if let Some(w) = &obs.workload {
+        let selector = w
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.match_labels.as_ref())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        ctx.metrics.api_request("list");
+        let api: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
+        let list = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|source| Error::Fetch {
+                what: format!("ReplicaSets of Deployment {ns}/{workload_name}"),
+                source,
+            })?;
+        obs.replica_sets = list.items;
+    }
+
+    if let Some(c) = &obs.canary_workload {
+        let status = c.status.clone().unwrap_or_default();
+        let want = c.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        if status.ready_replicas.unwrap_or(0) < want {
+            let selector = c
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.metadata.as_ref())
+                .and_then(|m| m.labels.as_ref())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            ctx.metrics.api_request("list");
+            let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+            obs.canary_pods = api
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .map_err(|source| Error::Fetch {
+                    what: format!("pods of Deployment {ns}/{}", c.name_any()),
+                    source,
+                })?
+                .items;
+        }
+    }
+
+    if let Some(t) = routing_of(ro) {
+        obs.stable_service = ctx
+            .services
+            .get(&ObjectRef::new(&t.service).within(&ns))
+            .map(|s| (*s).clone());
+        obs.canary_service = ctx
+            .services
+            .get(&ObjectRef::new(&canary_service_name(&t.service)).within(&ns))
+            .map(|s| (*s).clone());
+        for r in &t.custom_network_refs {
+            let obj = match (&ctx.virtual_services, r.kind.as_str()) {
+                (Some(store), "VirtualService") => store
+                    .get(&ObjectRef::new_with(&r.name, virtual_service_resource()).within(&ns))
+                    .map(|o| (*o).clone()),
+                _ => {
+                    // Kinds without a watch cache are read directly.
+                    let ar = routing_resource(&r.api_version, &r.kind);
+                    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+                    ctx.metrics.api_request("get");
+                    match api.get_opt(&r.name).await {
+                        Ok(o) => o,
+                        // CRD not installed: the object is missing.
+                        Err(e) if is_not_found(&e) => None,
+                        Err(source) => {
+                            return Err(Error::Fetch {
+                                what: format!("{} {ns}/{}", r.kind, r.name),
+                                source,
+                            });
+                        }
+                    }
+                }
+            };
+            if let Some(mut o) = obj {
+                let ar = routing_resource(&r.api_version, &r.kind);
+                o.types = Some(kube::core::TypeMeta {
+                    api_version: ar.api_version,
+                    kind: ar.kind,
+                });
+                let v = serde_json::to_value(&o).map_err(|source| Error::Encode {
+                    what: format!("{} {}", r.kind, r.name),
+                    source,
+                })?;
+                obs.routing_objects.push(v);
+            }
+        }
+    }
+    Ok(obs)
+}
+
+async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let _timer = ctx.metrics.time_reconcile();
+    let ns = ro.namespace().unwrap_or_default();
+    let name = ro.name_any();
+    let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
+
+    // The finalizer first, so that deletion always restores what ramp changed.
+    if ro.metadata.deletion_timestamp.is_none() && !ro.finalizers().iter().any(|f| f == FINALIZER) {
+        add_finalizer(&api, &ro, &ctx).await?;
+        // The write triggers the next reconcile.
+        return Ok(Requeue::await_change());
+    }
+    if ro.metadata.deletion_timestamp.is_some() && !ro.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Requeue::await_change());
+    }
+
+    let observed = observe(&ro, &ctx).await?;
+    let plan = ramp_core::plan(&observed);
+    if let Some(e) = &plan.error {
+        tracing::info!(rollout = %format!("{ns}/{name}"), problem = %e, "rollout waits");
+    }
+    for action in &plan.actions {
+        execute(action, &ns, &ctx).await?;
+    }
+    publish_events(&ro, &plan, &ctx).await;
+    record_metrics(&ro, &plan, &ctx);
+    let old_status = ro.status.clone().unwrap_or_default();
+    if plan.status != old_status {
+        write_status(&api, &ro, &plan.status, &ctx).await?;
+    }
+    if ro.metadata.deletion_timestamp.is_some() && plan.cleanup_complete {
+        remove_finalizer(&api, &ro, &ctx).await?;
+        ctx.metrics.forget_rollout(&ns, &name);
+        return Ok(Requeue::await_change());
+    }
+    Ok(match plan.requeue_after {
+        Some(d) => Requeue::requeue(d),
+        None => Requeue::await_change(),
+    })
+}
+
+fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Requeue {
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&crate::metrics::ErrorLabels {
+            kind: err.kind().to_string(),
+        })
+        .inc();
+    match err {
+        // Someone else wrote first: plan again soon from the new state.
+        Error::Conflict { .. } => Requeue::requeue(Duration::from_millis(200)),
+        _ => {
+            tracing::warn!(rollout = %format!("{}/{}", ro.namespace().unwrap_or_default(), ro.name_any()), error = %err, "reconcile failed");
+            Requeue::requeue(Duration::from_secs(5))
+        }
+    }
+}
+
+async fn execute(action: &Action, ns: &str, ctx: &Context) -> Result<(), Error> {
+    let client = ctx.client.clone();
+    let fail = |source: kube::Error| {
+        if is_conflict(&source) {
+            Error::Conflict {
+                what: action.to_string(),
+            }
+        } else {
+            Error::Apply {
+                action: action.to_string(),
+                source,
+            }
+        }
+    };
+    let apply = PatchParams::apply(FIELD_MANAGER).force();
+    tracing::info!(namespace = ns, action = %action, "applying");
+    ctx.metrics.api_request(action.verb());
+    match action {
+        Action::ApplyDeployment(d) => {
+            let api: Api<Deployment> = Api::namespaced(client, ns);
+            api.patch(&d.name_any(), &apply, &Patch::Apply(d.as_ref()))
+                .await
+                .map_err(fail)?;
+        }
+        Action::PatchDeployment { name, patch } => {
+            let api: Api<Deployment> = Api::namespaced(client, ns);
+            api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .map_err(fail)?;
+        }
+        Action::DeleteDeployment { name } => {
+            let api: Api<Deployment> = Api::namespaced(client, ns);
+            match api.delete(name, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(fail(e)),
+            }
+        }
+        Action::ApplyService(s) => {
+            let api: Api<Service> = Api::namespaced(client, ns);
+            api.patch(&s.name_any(), &apply, &Patch::Apply(s.as_ref()))
+                .await
+                .map_err(fail)?;
+        }
+        Action::PatchService { name, patch } => {
+            let api: Api<Service> = Api::namespaced(client, ns);
+            api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .map_err(fail)?;
+        }
+        Action::DeleteService { name } => {
+            let api: Api<Service> = Api::namespaced(client, ns);
+            match api.delete(name, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(fail(e)),
+            }
+        }
+        Action::PatchRouting {
+            api_version,
+            kind,
+            name,
+            patch,
+        } => {
+            let ar = routing_resource(api_version, kind);
+            let api: Api<DynamicObject> = Api::namespaced_with(client, ns, &ar);
+            api.patch(
+                name,
+                &PatchParams::default(),
+                &Patch::<Value>::Json(patch.clone()),
+            )
+            .await
+            .map_err(fail)?;
+        }
+    }
+    Ok(())
+}
+
+/// Replace the status with a resourceVersion precondition: if anything
+/// (an approval) changed the Rollout since we read it, the write fails with
+/// 409 and the next reconcile plans from the new state.
+async fn write_status(
+    api: &Api<Rollout>,
+    ro: &Rollout,
+    status: &RolloutStatus,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let mut next = ro.clone();
+    next.status = Some(status.clone());
+    next.metadata.managed_fields = None;
+    ctx.metrics.api_request("replace");
+    match api
+        .replace_status(&ro.name_any(), &PostParams::default(), &next)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_conflict(&e) => Err(Error::Conflict {
+            what: format!("Rollout {}", ro.name_any()),
+        }),
+        Err(source) => Err(Error::Write {
+            name: ro.name_any(),
+            source,
+        }),
+    }
+}
+
+fn finalizer_patch(ro: &Rollout, add: bool) -> json_patch::Patch {
+    let rv = ro.resource_version().unwrap_or_default();
+    let mut ops = vec![json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv})];
+    let finalizers = ro.finalizers();
+    if add {
+        if finalizers.is_empty() {
+            ops.push(json!({"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}));
+        } else {
+            ops.push(json!({"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}));
+        }
+    } else if let Some(i) = finalizers.iter().position(|f| f == FINALIZER) {
+        ops.push(json!({"op": "remove", "path": format!("/metadata/finalizers/{i}")}));
+    }
+    // The ops are well-formed by construction.
+    serde_json::from_value(Value::Array(ops)).unwrap_or_default()
+}
+
+async fn add_finalizer(api: &Api<Rollout>, ro: &Rollout, ctx: &Context) -> Result<(), Error> {
+    patch_finalizers(api, ro, ctx, true).await
+}
+
+async fn remove_finalizer(api: &Api<Rollout>, ro: &Rollout, ctx: &Context) -> Result<(), Error> {
+    patch_finalizers(api, ro, ctx, false).await
+}
+
+async fn patch_finalizers(
+    api: &Api<Rollout>,
+    ro: &Rollout,
+    ctx: &Context,
+    add: bool,
+) -> Result<(), Error> {
+    ctx.metrics.api_request("patch");
+    let patch = finalizer_patch(ro, add);
+    match api
+        .patch(
+            &ro.name_any(),
+            &PatchParams::default(),
+            &Patch::<()>::Json(patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) && !add => Ok(()),
+        Err(e) if is_conflict(&e) => Err(Error::Conflict {
+            what: format!("Rollout {}", ro.name_any()),
+        }),
+        Err(source) => Err(Error::Write {
+            name: ro.name_any(),
+            source,
+        }),
+    }
+}
+
+async fn publish_events(ro: &Rollout, plan: &Plan, ctx: &Context) {
+    if plan.events.is_empty() {
+        return;
+    }
+    let reference = ro.object_ref(&());
+    for ev in &plan.events {
+        let event = Event {
+            type_: match ev.type_ {
+                ramp_core::EventType::Normal => EventType::Normal,
+                ramp_core::EventType::Warning => EventType::Warning,
+            },
+            reason: ev.reason.clone(),
+            note: Some(ev.message.clone()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        ctx.metrics.api_request("create");
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(error = %e, reason = %ev.reason, "could not record an event");
+        }
+    }
+}
+
+fn record_metrics(ro: &Rollout, plan: &Plan, ctx: &Context) {
+    let labels = RolloutLabels {
+        namespace: ro.namespace().unwrap_or_default(),
+        name: ro.name_any(),
+    };
+    let old = ro.status.clone().unwrap_or_default();
+    let new = &plan.status;
+    let step = |s: &RolloutStatus| {
+        s.canary_status
+            .as_ref()
+            .map(|c| (c.current_step_index, c.current_step_state))
+    };
+    if step(&old) != step(new) {
+        ctx.metrics.step_transitions.get_or_create(&labels).inc();
+        // Time spent paused, measured when leaving StepPaused.
+        if let Some(c) = &old.canary_status
+            && c.current_step_state == ramp_api::StepState::StepPaused
+            && let Some(t) = &c.last_update_time
+        {
+            let since = ramp_core::time::from_k8s_time(t);
+            if let Ok(d) = (chrono::Utc::now() - since).to_std() {
+                ctx.metrics.add_paused(&labels, d);
+            }
+        }
+    }
+    ctx.metrics
+        .current_step
+        .get_or_create(&labels)
+        .set(i64::from(step(new).map_or(0, |(i, _)| i)));
+    ctx.metrics
+        .canary_weight
+        .get_or_create(&labels)
+        .set(i64::from(canary_weight(ro, new)));
+}
+
+/// Share of traffic the canary receives in `status` (0 when none).
+pub fn canary_weight(ro: &Rollout, status: &RolloutStatus) -> i32 {
+    use ramp_api::StepState::*;
+    let Some(c) = &status.canary_status else {
+        return 0;
+    };
+    if status.phase != Some(ramp_api::RolloutPhase::Progressing) || c.finalising_step.is_some() {
+        return 0;
+    }
+    let steps = ro
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .map(|c| c.steps.as_slice())
+        .unwrap_or_default();
+    // Routing of the current step is in force once the step reached its pause.
+    let applied = match c.current_step_state {
+        StepPaused | StepReady | Completed => c.current_step_index,
+        _ => c.current_step_index - 1,
+    };
+    let upto = usize::try_from(applied).unwrap_or(0).min(steps.len());
+    steps[..upto]
+        .iter()
+        .rev()
+        .find_map(|s| s.traffic.as_deref())
+        .and_then(ramp_api::validation::parse_percent)
+        .unwrap_or(0)
+}
+
+/// Count Rollouts per phase every few seconds (cheap: reads the cache).
+pub async fn count_phases(store: Store<Rollout>, metrics: Metrics) {
+    use ramp_api::RolloutPhase::*;
+    loop {
+        let mut counts: BTreeMap<PhaseLabel, i64> = BTreeMap::new();
+        for p in [
+            Initial,
+            Healthy,
+            Progressing,
+            Aborted,
+            Terminating,
+            Disabling,
+            Disabled,
+        ] {
+            counts.insert(p.into(), 0);
+        }
+        for r in store.state() {
+            let p = r.status.as_ref().and_then(|s| s.phase).unwrap_or(Initial);
+            *counts.entry(p.into()).or_default() += 1;
+        }
+        for (phase, n) in counts {
+            metrics
+                .rollouts_by_phase
+                .get_or_create(&PhaseLabels { phase })
+                .set(n);
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
