@@ -1,1 +1,3 @@
 //! The embedded Kubernetes-compatible cluster.
+
+pub mod schema;
