@@ -1,3 +1,4 @@
 //! The embedded Kubernetes-compatible cluster.
 
+pub mod patch;
 pub mod schema;
