@@ -1,1 +1,6 @@
 //! The embedded Kubernetes-compatible cluster.
+
+pub mod patch;
+pub mod proto;
+pub mod schema;
+pub mod selector;
