@@ -1,7 +1,24 @@
-//! The embedded cluster.
+//! The embedded cluster: a Kubernetes-compatible API server that keeps everything in memory.
+//!
+//! - [`store`]: the object store (resource versions, watch history, finalizers, garbage
+//!   collection, CRD registration). In-process controllers use it directly.
+//! - [`server`]: the HTTP API on top of it (discovery, OpenAPI, all verbs, watch, tables).
+//! - [`TestCluster`]: start one on a random port from a test and get a `kube::Client`.
+
+pub mod discovery;
 pub mod errors;
-mod interim;
+pub mod openapi;
 pub mod resources;
+pub mod server;
 pub mod store;
+pub mod table;
+pub mod watch;
+
+pub mod client;
+mod interim;
+
 pub(crate) use interim::{patch, proto, schema, selector};
+
+pub use client::{ClusterError, TestCluster, load_manifests, shared_crds_dir};
+pub use server::{Server, ServerConfig};
 pub use store::Store;

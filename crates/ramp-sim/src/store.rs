@@ -389,6 +389,18 @@ impl Watch {
     pub fn last_resource_version(&self) -> u64 {
         self.last_rv
     }
+
+    /// A resourceVersion safe to put in a bookmark now: every event up to it has been delivered
+    /// (or filtered out). When nothing is queued this is the store's current version.
+    pub fn bookmark_resource_version(&mut self, store: &Store) -> u64 {
+        // Read the store's version first: events up to it have already been sent to the channel
+        // (sending happens under the write lock), so an empty channel means all were seen.
+        let current = store.resource_version();
+        if self.backlog.is_empty() && self.initial_end.is_none() && self.rx.is_empty() {
+            self.last_rv = self.last_rv.max(current);
+        }
+        self.last_rv
+    }
 }
 
 #[derive(Clone, Debug, Default)]
