@@ -1279,13 +1279,15 @@ impl Store {
             }
             c
         };
-        let bad = |e: String| {
-            ApiError::new(
-                422,
-                "Invalid",
-                format!("{} \"{name}\" is invalid: {e}", rt.kind),
-            )
-            .with_details(&rt.group, &rt.resource, name)
+        let bad = |e: patch::PatchError| {
+            let code = e.code();
+            let reason = e.reason();
+            let msg = if code == 400 {
+                e.to_string()
+            } else {
+                format!("{} \"{name}\" is invalid: {e}", rt.kind)
+            };
+            ApiError::new(code, reason, msg).with_details(&rt.group, &rt.resource, name)
         };
         match patch_type {
             PatchType::Merge => {
@@ -1300,7 +1302,7 @@ impl Store {
                         "a JSON patch must be a JSON array of operations",
                     ));
                 }
-                patch::json_patch(&mut target, patch).map_err(|e| bad(e.to_string()))?;
+                patch::json_patch(&mut target, patch).map_err(bad)?;
             }
             PatchType::Strategic => {
                 if rt.is_custom() {
@@ -1319,11 +1321,11 @@ impl Store {
                     rt.kind.as_str()
                 };
                 patch::strategic_merge_patch(&mut target, patch, kind)
-                    .map_err(|e| bad(e.to_string()))?;
+                    .map_err(bad)?;
             }
             PatchType::Apply => {
                 target = patch::apply_patch(Some(&target), patch, &rt.kind, !rt.is_custom())
-                    .map_err(|e| ApiError::bad_request(format!("invalid apply patch: {e}")))?;
+                    .map_err(bad)?;
             }
         }
         if subresource == Some(Subresource::Scale) {
@@ -1947,27 +1949,12 @@ impl Store {
             o.insert("kind".into(), json!(rt.kind));
         }
         if let Some(schema) = rt.version(version).and_then(|v| v.schema.clone()) {
-            let Some(map) = obj.as_object_mut() else {
+            if !obj.is_object() {
                 return Err(ApiError::bad_request("object must be a JSON object"));
-            };
-            // Metadata, apiVersion and kind are handled by the server, not by the schema.
-            let metadata = map.remove("metadata");
-            let api_version = map.remove("apiVersion");
-            let kind = map.remove("kind");
+            }
             let before = obj.clone();
             let res = schema::validate_and_prune(&schema, obj);
             let pruned = pruned_paths(&before, obj);
-            if let Some(map) = obj.as_object_mut() {
-                if let Some(m) = metadata {
-                    map.insert("metadata".into(), m);
-                }
-                if let Some(v) = api_version {
-                    map.insert("apiVersion".into(), v);
-                }
-                if let Some(v) = kind {
-                    map.insert("kind".into(), v);
-                }
-            }
             if let Err(causes) = res {
                 return Err(ApiError::invalid(
                     &rt.group,
@@ -1975,7 +1962,7 @@ impl Store {
                     &name,
                     causes
                         .into_iter()
-                        .map(|c| Cause::new(c.reason, c.field, c.message))
+                        .map(|c| Cause::new(c.reason_str(), c.field, c.message))
                         .collect(),
                 ));
             }
