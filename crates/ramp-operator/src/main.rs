@@ -53,7 +53,8 @@ struct RunArgs {
     #[arg(long, default_value = "0.0.0.0:9443")]
     webhook_listen: SocketAddr,
     /// Register URL-based webhook configurations pointing here (for running
-    /// outside the cluster), e.g. https://127.0.0.1:9443.
+    /// outside the cluster), e.g. https://127.0.0.1:9443. Port 0 stands for the
+    /// port --webhook-listen bound.
     #[arg(long)]
     webhook_url: Option<String>,
     /// In a cluster: the webhook Service's name (the chart's webhook
@@ -173,7 +174,10 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|e| format!("listening on --webhook-listen {}: {e}", args.webhook_listen))?;
         let local = listener.local_addr()?;
         let mode = match (&args.webhook_url, &args.webhook_service) {
-            (Some(url), _) => registration::Mode::Url(url.clone()),
+            // Port 0 in the URL means "the port --webhook-listen bound" (handy with 127.0.0.1:0).
+            (Some(url), _) => {
+                registration::Mode::Url(registration::with_bound_port(url, local.port()))
+            }
             (None, Some(svc)) => registration::Mode::Service {
                 namespace: args.operator_namespace.clone(),
                 name: svc.clone(),

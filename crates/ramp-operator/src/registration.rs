@@ -109,6 +109,19 @@ impl Mode {
     }
 }
 
+/// `url` with its port replaced by `port` when it names port 0.
+pub fn with_bound_port(url: &str, port: u16) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    match authority.rsplit_once(':') {
+        Some((host, "0")) => {
+            let sep = if path.is_empty() { "" } else { "/" };
+            format!("{scheme}://{host}:{port}{sep}{path}")
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// The MutatingWebhookConfiguration ramp owns in URL mode.
 pub fn mutating_configuration(name: &str, mode: &Mode, ca_pem: &str) -> Value {
     let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
@@ -274,6 +287,22 @@ mod tests {
         );
         let v = validating_configuration("ramp", &mode, "PEM");
         assert_eq!(v["webhooks"][0]["rules"][0]["resources"][0], "rollouts");
+    }
+
+    #[test]
+    fn port_zero_is_the_bound_port() {
+        assert_eq!(
+            with_bound_port("https://127.0.0.1:0", 4443),
+            "https://127.0.0.1:4443"
+        );
+        assert_eq!(
+            with_bound_port("https://127.0.0.1:0/x", 4443),
+            "https://127.0.0.1:4443/x"
+        );
+        assert_eq!(
+            with_bound_port("https://127.0.0.1:9443", 4443),
+            "https://127.0.0.1:9443"
+        );
     }
 
     #[test]

@@ -1,0 +1,386 @@
+//! The e2e harness: real binaries (`ramp-sim`, `ramp-operator`, `kubectl`,
+//! `kubectl-ramp`) against a cluster.
+//!
+//! By default every scenario starts its own embedded cluster (`ramp-sim
+//! serve`). With `RAMP_E2E_KUBECONFIG` set, scenarios run against that cluster
+//! instead (each in its own namespace), and the operator is expected to run
+//! there already unless `RAMP_E2E_START_OPERATOR=1`.
+//!
+//! On failure (a panic while an [`Env`] is alive) the objects the scenario
+//! touched and the operator's log are printed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Directory of the workspace's built binaries (next to this test binary).
+pub fn bin_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("RAMP_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> -> target/<profile>
+    let mut dir = exe.parent().expect("deps dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// Path of a workspace binary; panics with a hint when it was not built.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (make test does)",
+        p.display()
+    );
+    p
+}
+
+/// Where the upstream Istio / Gateway API CRDs are.
+pub fn shared_crds_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("RAMP_SHARED_CRDS") {
+        return PathBuf::from(d);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/crds")
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// One scenario's environment.
+pub struct Env {
+    /// Namespace of the scenario.
+    pub ns: String,
+    /// Kubeconfig of the cluster.
+    pub kubeconfig: PathBuf,
+    dir: tempfile::TempDir,
+    sim: Option<Child>,
+    operator: Option<Child>,
+    operator_runs: usize,
+}
+
+impl Env {
+    /// Start a fresh cluster (unless `RAMP_E2E_KUBECONFIG`), create the
+    /// namespace, install the CRDs and start the operator for the namespace.
+    pub fn start(scenario: &str) -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("ramp-e2e-{scenario}-"))
+            .tempdir()
+            .expect("temp dir");
+        let ns = format!("e2e-{scenario}");
+        let (kubeconfig, sim) = match std::env::var("RAMP_E2E_KUBECONFIG") {
+            Ok(kc) => (PathBuf::from(kc), None),
+            Err(_) => {
+                let kc = dir.path().join("kubeconfig");
+                let log = std::fs::File::create(dir.path().join("sim.log")).expect("sim log");
+                let child = Command::new(bin("ramp-sim"))
+                    .args(["serve", "--listen", "127.0.0.1:0", "--kubeconfig"])
+                    .arg(&kc)
+                    .arg("--crds")
+                    .arg(shared_crds_dir())
+                    .stdout(Stdio::null())
+                    .stderr(log)
+                    .spawn()
+                    .expect("start ramp-sim");
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while !kc.exists() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                (kc, Some(child))
+            }
+        };
+        let mut env = Env {
+            ns,
+            kubeconfig,
+            dir,
+            sim,
+            operator: None,
+            operator_runs: 0,
+        };
+        env.wait_until("the API server answers", Duration::from_secs(20), |e| {
+            e.kubectl_try(&["get", "--raw", "/version"])
+                .status
+                .success()
+        });
+        env.kubectl(&["apply", "--server-side", "-f"])
+            .arg(repo_root().join("charts/ramp/crds"))
+            .ok();
+        env.kubectl(&["create", "namespace", &env.ns.clone()]).ok();
+        env.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "crd/rollouts.rollouts.ramp.dev",
+        ])
+        .ok();
+        if env.sim.is_some() || std::env::var("RAMP_E2E_START_OPERATOR").is_ok_and(|v| v == "1") {
+            env.start_operator();
+        }
+        env
+    }
+
+    /// Path of a file in the scenario's temporary directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Start (or restart) the operator binary for this namespace.
+    pub fn start_operator(&mut self) {
+        self.operator_runs += 1;
+        let log = std::fs::File::create(self.path(&format!("operator-{}.log", self.operator_runs)))
+            .expect("operator log");
+        let child = Command::new(bin("ramp-operator"))
+            .args([
+                "run",
+                "--namespace",
+                &self.ns,
+                "--operator-namespace",
+                &self.ns,
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--webhook-listen",
+                "127.0.0.1:0",
+                "--webhook-url",
+                "https://127.0.0.1:0",
+                "--webhook-configuration",
+                &format!("ramp-{}", self.ns),
+            ])
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("RUST_LOG", "info,kube=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start ramp-operator");
+        self.operator = Some(child);
+        // Ready when its webhook configuration is registered.
+        let name = format!("ramp-{}", self.ns);
+        self.wait_until(
+            "the operator registered its webhooks",
+            Duration::from_secs(30),
+            |e| {
+                e.kubectl_try(&["get", "mutatingwebhookconfiguration", &name])
+                    .status
+                    .success()
+            },
+        );
+    }
+
+    /// Kill the operator with SIGKILL (a crash) and wait for it to be gone.
+    pub fn kill_operator(&mut self) {
+        if let Some(mut c) = self.operator.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// A kubectl command for this cluster and namespace, with its own discovery cache.
+    pub fn kubectl(&self, args: &[&str]) -> Kubectl {
+        let mut c = Command::new("kubectl");
+        c.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.path("kube-cache"))
+            .arg("-n")
+            .arg(&self.ns)
+            .args(args);
+        // Plugins (kubectl-ramp) are found on PATH next to the other binaries.
+        let path = std::env::var("PATH").unwrap_or_default();
+        c.env("PATH", format!("{}:{path}", bin_dir().display()));
+        c.env("NO_COLOR", "1");
+        Kubectl(c)
+    }
+
+    /// Run kubectl and return its output whatever the exit status.
+    pub fn kubectl_try(&self, args: &[&str]) -> Output {
+        self.kubectl(args).output()
+    }
+
+    /// Apply a YAML manifest (string) in the namespace.
+    pub fn apply(&self, yaml: &str) -> String {
+        let f = self.path("apply.yaml");
+        std::fs::write(&f, yaml).expect("write manifest");
+        self.kubectl(&["apply", "-f"]).arg(&f).ok()
+    }
+
+    /// Apply the manifests of a directory of the repository (e.g. `examples/canary-istio`).
+    pub fn apply_dir(&self, rel: &str) -> String {
+        self.kubectl(&["apply", "-f"])
+            .arg(repo_root().join(rel))
+            .ok()
+    }
+
+    /// `kubectl get KIND NAME -o json`, or None when it does not exist.
+    pub fn get(&self, kind: &str, name: &str) -> Option<Value> {
+        let out = self.kubectl_try(&["get", kind, name, "-o", "json"]);
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// `kubectl get KIND -o json` items.
+    pub fn list(&self, kind: &str, selector: Option<&str>) -> Vec<Value> {
+        let mut args = vec!["get", kind, "-o", "json"];
+        if let Some(s) = selector {
+            args.extend(["-l", s]);
+        }
+        let out = self.kubectl(&args).ok();
+        let v: Value = serde_json::from_str(&out).unwrap_or_default();
+        v["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Route `n` requests to `host` through the embedded mesh (`ramp-sim route`).
+    pub fn route(&self, host: &str, headers: &[&str], n: u32) -> Value {
+        let mut c = Command::new(bin("ramp-sim"));
+        c.args(["route", "--kubeconfig"])
+            .arg(&self.kubeconfig)
+            .args([
+                "-n",
+                &self.ns,
+                "--host",
+                host,
+                "--requests",
+                &n.to_string(),
+                "-o",
+                "json",
+            ]);
+        for h in headers {
+            c.args(["-H", h]);
+        }
+        let out = c.output().expect("run ramp-sim route");
+        assert!(
+            out.status.success(),
+            "ramp-sim route failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("route JSON")
+    }
+
+    /// Poll `cond` until it holds; panics with `what` after `timeout`.
+    pub fn wait_until(&self, what: &str, timeout: Duration, mut cond: impl FnMut(&Env) -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if cond(self) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting until {what}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The Rollout's status, or Null.
+    pub fn rollout_status(&self, name: &str) -> Value {
+        self.get("rollout", name)
+            .map(|r| r["status"].clone())
+            .unwrap_or_default()
+    }
+
+    /// Wait until the Rollout is at `step` in `state` (e.g. 1, "StepPaused").
+    pub fn wait_step(&self, name: &str, step: i64, state: &str) {
+        self.wait_until(
+            &format!("rollout {name} is at step {step} {state}"),
+            Duration::from_secs(60),
+            |e| {
+                let s = e.rollout_status(name);
+                s["canaryStatus"]["currentStepIndex"] == step
+                    && s["canaryStatus"]["currentStepState"] == state
+            },
+        );
+    }
+
+    /// Wait until the Rollout's phase is `phase`.
+    pub fn wait_phase(&self, name: &str, phase: &str) {
+        self.wait_until(
+            &format!("rollout {name} is {phase}"),
+            Duration::from_secs(90),
+            |e| e.rollout_status(name)["phase"] == phase,
+        );
+    }
+
+    fn dump(&self) {
+        eprintln!("==== e2e diagnostics for namespace {} ====", self.ns);
+        for kind in [
+            "rollouts",
+            "deployments",
+            "replicasets",
+            "services",
+            "virtualservices",
+            "pods",
+            "events",
+        ] {
+            let out = self.kubectl_try(&["get", kind, "-o", "yaml"]);
+            eprintln!("---- {kind}\n{}", String::from_utf8_lossy(&out.stdout));
+        }
+        for i in 1..=self.operator_runs {
+            let log = std::fs::read_to_string(self.path(&format!("operator-{i}.log")))
+                .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            eprintln!(
+                "---- operator log (run {i}, last lines)\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump();
+        }
+        self.kill_operator();
+        if let Some(mut s) = self.sim.take() {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+    }
+}
+
+/// A kubectl invocation being built.
+pub struct Kubectl(Command);
+
+impl Kubectl {
+    /// Add an argument.
+    pub fn arg(mut self, a: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.0.arg(a);
+        self
+    }
+
+    /// Run and return the output whatever the status.
+    pub fn output(mut self) -> Output {
+        self.0.output().expect("run kubectl")
+    }
+
+    /// Run; panic with stderr unless it succeeds; return stdout.
+    pub fn ok(self) -> String {
+        let desc = format!("{:?}", self.0);
+        let out = self.output();
+        assert!(
+            out.status.success(),
+            "{desc} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Count in a route result's `byPod`-style map for keys matching `pred`.
+pub fn count(map: &Value, pred: impl Fn(&str) -> bool) -> u64 {
+    map.as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| pred(k))
+                .map(|(_, v)| v.as_u64().unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0)
+}
