@@ -2,12 +2,16 @@
 //! tests/fixtures/istio/cases.yaml is an original spec, a step, and the spec
 //! ramp must produce (or the error it must give).
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap fixtures too
+
 mod common;
 
 use common::{fixtures, load};
 use pretty_assertions::assert_eq;
 use ramp_api::CanaryStep;
-use ramp_core::routing::{IstioVirtualService, RoutingContext, StepRouting, TrafficProvider, provider_for};
+use ramp_core::routing::{
+    IstioVirtualService, RoutingContext, StepRouting, TrafficProvider, provider_for,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -65,11 +69,16 @@ fn istio_virtual_service_table() {
                 assert_eq!(&got, expected, "{}", case.name);
                 if case.round_trip {
                     let back = p.strip_spec("VirtualService vs", &got, &ctx).unwrap();
-                    assert_eq!(back, case.original, "{}: strip(expected) != original", case.name);
+                    assert_eq!(
+                        back, case.original,
+                        "{}: strip(expected) != original",
+                        case.name
+                    );
                 }
                 // The original is unchanged by stripping (nothing of ramp's in it).
                 assert_eq!(
-                    p.strip_spec("VirtualService vs", &case.original, &ctx).unwrap(),
+                    p.strip_spec("VirtualService vs", &case.original, &ctx)
+                        .unwrap(),
                     case.original,
                     "{}: strip(original)",
                     case.name
@@ -78,7 +87,11 @@ fn istio_virtual_service_table() {
             (None, Some(kind)) => {
                 let err = got.expect_err(&case.name);
                 assert_eq!(err.kind(), kind, "{}: {err}", case.name);
-                assert!(err.to_string().contains("VirtualService vs"), "{}: {err}", case.name);
+                assert!(
+                    err.to_string().contains("VirtualService vs"),
+                    "{}: {err}",
+                    case.name
+                );
             }
             _ => panic!("{}: give exactly one of expected and error", case.name),
         }
@@ -89,15 +102,22 @@ fn istio_virtual_service_table() {
 fn errors_name_the_object_and_the_field() {
     let p = IstioVirtualService;
     let ctx = ctx("service-demo");
-    let step = StepRouting { weight: Some(10), matches: vec![] };
+    let step = StepRouting {
+        weight: Some(10),
+        matches: vec![],
+    };
     let bad_host = json!({"http": [{"route": [{"destination": {"port": {"number": 80}}}]}]});
-    let err = p.step_spec("VirtualService vs-demo", &bad_host, &step, &ctx).unwrap_err();
+    let err = p
+        .step_spec("VirtualService vs-demo", &bad_host, &step, &ctx)
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "VirtualService vs-demo: spec.http[0].route[0].destination.host: must be a string"
     );
     let no_route = json!({"http": [{"route": [{"destination": {"host": "reviews"}}]}]});
-    let err = p.step_spec("VirtualService vs-demo", &no_route, &step, &ctx).unwrap_err();
+    let err = p
+        .step_spec("VirtualService vs-demo", &no_route, &step, &ctx)
+        .unwrap_err();
     assert!(
         err.to_string()
             .starts_with("VirtualService vs-demo has no http route to Service service-demo"),

@@ -3,6 +3,8 @@
 //! repeatedly against a simulated cluster. Expected states per step are YAML
 //! fixtures under tests/fixtures/walkthrough/expected/.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap fixtures too
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -31,8 +33,21 @@ fn check(w: &World, file: &str, original_vs: &Value) {
     let stable_hash = w
         .replica_sets
         .iter()
-        .find(|rs| rs.metadata.name.as_deref().unwrap().starts_with("workload-demo-"))
-        .and_then(|rs| rs.metadata.labels.as_ref().unwrap().get("pod-template-hash").cloned())
+        .find(|rs| {
+            rs.metadata
+                .name
+                .as_deref()
+                .unwrap()
+                .starts_with("workload-demo-")
+        })
+        .and_then(|rs| {
+            rs.metadata
+                .labels
+                .as_ref()
+                .unwrap()
+                .get("pod-template-hash")
+                .cloned()
+        })
         .unwrap();
     let canary_hash = w
         .canary()
@@ -54,11 +69,17 @@ fn check(w: &World, file: &str, original_vs: &Value) {
     }
 
     let vs = w.vs("vs-demo");
-    assert_eq!(vs["spec"], expected["virtualServiceSpec"], "{file}: VirtualService spec");
+    assert_eq!(
+        vs["spec"], expected["virtualServiceSpec"],
+        "{file}: VirtualService spec"
+    );
     let saved = OriginalConfiguration::saved(vs).unwrap();
     if vs["spec"] == original_vs["spec"] {
         assert_eq!(saved, None, "{file}: annotation must be gone once restored");
-        assert_eq!(vs["metadata"]["annotations"], original_vs["metadata"]["annotations"]);
+        assert_eq!(
+            vs["metadata"]["annotations"],
+            original_vs["metadata"]["annotations"]
+        );
         assert_eq!(vs["metadata"]["labels"], original_vs["metadata"]["labels"]);
     } else {
         let saved = saved.expect("a changed VirtualService carries its original");
@@ -68,7 +89,11 @@ fn check(w: &World, file: &str, original_vs: &Value) {
         assert_eq!(vs["metadata"]["annotations"]["note"], "kept as is");
     }
 
-    assert_eq!(selector(w, "service-demo"), expected["stableServiceSelector"], "{file}: stable selector");
+    assert_eq!(
+        selector(w, "service-demo"),
+        expected["stableServiceSelector"],
+        "{file}: stable selector"
+    );
     assert_eq!(
         selector(w, "service-demo-canary"),
         expected["canaryServiceSelector"],
@@ -78,7 +103,10 @@ fn check(w: &World, file: &str, original_vs: &Value) {
         .canary()
         .map(|c| json!(c.spec.as_ref().unwrap().replicas))
         .unwrap_or(Value::Null);
-    assert_eq!(replicas, expected["canaryReplicas"], "{file}: canary replicas");
+    assert_eq!(
+        replicas, expected["canaryReplicas"],
+        "{file}: canary replicas"
+    );
 }
 
 #[test]
@@ -95,7 +123,11 @@ fn walk_through_header_then_50_then_80_then_finish() {
         "rollouts-demo"
     );
     let quiet = w.step();
-    assert!(quiet.actions.is_empty(), "a healthy rollout does nothing: {:?}", quiet.actions);
+    assert!(
+        quiet.actions.is_empty(),
+        "a healthy rollout does nothing: {:?}",
+        quiet.actions
+    );
 
     // The user changes the template; the webhook pauses the Deployment.
     w.set_version("canary");
@@ -112,14 +144,22 @@ fn walk_through_header_then_50_then_80_then_finish() {
     w.run_to_step(1, StepState::StepPaused);
     check(&w, "step1.yaml", &original_vs);
     assert_eq!(
-        w.service("service-demo").unwrap().metadata.annotations.as_ref().unwrap()
-            [STABLE_SELECTOR_ANNOTATION],
+        w.service("service-demo")
+            .unwrap()
+            .metadata
+            .annotations
+            .as_ref()
+            .unwrap()[STABLE_SELECTOR_ANNOTATION],
         w.replica_sets[0].metadata.labels.as_ref().unwrap()["pod-template-hash"]
     );
     // The stable Deployment never started a pod of the new revision.
     assert_eq!(w.ready_pods_of_revision("workload-demo", &v2), 0);
     assert_eq!(w.ready_pods_of_revision("workload-demo", &v1), 3);
-    assert!(w.message().contains("waiting for approval"), "{}", w.message());
+    assert!(
+        w.message().contains("waiting for approval"),
+        "{}",
+        w.message()
+    );
     // Waiting for approval: no timer, nothing to do.
     let waiting = w.step();
     assert!(waiting.actions.is_empty());
@@ -136,7 +176,10 @@ fn walk_through_header_then_50_then_80_then_finish() {
     w.approve();
     w.run_to_phase(RolloutPhase::Healthy);
     check(&w, "final.yaml", &original_vs);
-    assert_eq!(w.vs("vs-demo")["metadata"]["annotations"].get(ORIGINAL_SPEC_ANNOTATION), None);
+    assert_eq!(
+        w.vs("vs-demo")["metadata"]["annotations"].get(ORIGINAL_SPEC_ANNOTATION),
+        None
+    );
     assert_eq!(w.vs("vs-demo")["metadata"], {
         let mut m = original_vs["metadata"].clone();
         m["resourceVersion"] = w.vs("vs-demo")["metadata"]["resourceVersion"].clone();
@@ -158,8 +201,15 @@ fn walk_through_header_then_50_then_80_then_finish() {
     let cs = w.cs();
     assert_eq!(cs.stable_revision, v2);
     let status = w.rollout.status.as_ref().unwrap();
-    let succeeded = status.conditions.iter().find(|c| c.type_ == "Succeeded").unwrap();
-    assert_eq!((succeeded.status.as_str(), succeeded.reason.as_deref()), ("True", Some("Completed")));
+    let succeeded = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Succeeded")
+        .unwrap();
+    assert_eq!(
+        (succeeded.status.as_str(), succeeded.reason.as_deref()),
+        ("True", Some("Completed"))
+    );
 
     // And then it stays quiet.
     let after = w.step();
@@ -184,7 +234,13 @@ fn finishing_runs_in_order_with_the_grace_period_between_traffic_moves() {
         }
     }
     // The tail of the action log is the finishing sequence.
-    let tail: Vec<&str> = order.iter().rev().take(5).rev().map(String::as_str).collect();
+    let tail: Vec<&str> = order
+        .iter()
+        .rev()
+        .take(5)
+        .rev()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         tail,
         [
@@ -200,7 +256,9 @@ fn finishing_runs_in_order_with_the_grace_period_between_traffic_moves() {
     let mut last_update = None;
     for p in &w.plans {
         let cs = p.status.canary_status.as_ref().unwrap();
-        if p.actions.iter().any(|a| matches!(a, Action::PatchRouting { .. } | Action::PatchService { .. }))
+        if p.actions
+            .iter()
+            .any(|a| matches!(a, Action::PatchRouting { .. } | Action::PatchService { .. }))
             && cs.current_step_state == StepState::Completed
         {
             let t = ramp_core::time::from_k8s_time(cs.last_update_time.as_ref().unwrap());
@@ -211,7 +269,10 @@ fn finishing_runs_in_order_with_the_grace_period_between_traffic_moves() {
         }
     }
     assert_eq!(times.len(), 2, "{times:?}");
-    assert!(times[1] - times[0] >= chrono::Duration::seconds(3), "{times:?}");
+    assert!(
+        times[1] - times[0] >= chrono::Duration::seconds(3),
+        "{times:?}"
+    );
 }
 
 #[test]
@@ -229,11 +290,18 @@ fn dump_walk() {
         let cs = p.status.canary_status.as_ref().unwrap();
         println!(
             "{:?} step {} {:?} fin {:?} t={:?} requeue {:?}\n   msg: {}\n   actions: {:?}\n   events: {:?}",
-            p.status.phase, cs.current_step_index, cs.current_step_state, cs.finalising_step,
-            cs.last_update_time.as_ref().map(|t| t.0.to_string()), p.requeue_after,
+            p.status.phase,
+            cs.current_step_index,
+            cs.current_step_state,
+            cs.finalising_step,
+            cs.last_update_time.as_ref().map(|t| t.0.to_string()),
+            p.requeue_after,
             p.status.message.clone().unwrap_or_default(),
             p.actions.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            p.events.iter().map(|e| e.reason.clone()).collect::<Vec<_>>()
+            p.events
+                .iter()
+                .map(|e| e.reason.clone())
+                .collect::<Vec<_>>()
         );
     }
     println!("{}", serde_json::to_string_pretty(w.vs("vs-demo")).unwrap());

@@ -4,13 +4,17 @@
 //! controller (ReplicaSets labelled with `pod-template-hash`, pods becoming
 //! ready), so tests can walk whole rollouts by calling `plan()` repeatedly.
 #![allow(dead_code)]
+// Test harness: panicking on a broken fixture is the point.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec, ReplicaSetStatus};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec, ReplicaSetStatus,
+};
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use ramp_api::names::POD_TEMPLATE_HASH_LABEL;
@@ -74,7 +78,12 @@ impl World {
         World::new(rollout, deployment, vec![service], routing)
     }
 
-    pub fn new(rollout: Rollout, workload: Deployment, services: Vec<Service>, routing: Vec<Value>) -> World {
+    pub fn new(
+        rollout: Rollout,
+        workload: Deployment,
+        services: Vec<Service>,
+        routing: Vec<Value>,
+    ) -> World {
         let mut w = World {
             rollout,
             deployments: BTreeMap::new(),
@@ -154,7 +163,10 @@ impl World {
             && let Some(tr) = canary.traffic_routings.first()
         {
             o.stable_service = self.services.get(&tr.service).cloned();
-            o.canary_service = self.services.get(&format!("{}-canary", tr.service)).cloned();
+            o.canary_service = self
+                .services
+                .get(&format!("{}-canary", tr.service))
+                .cloned();
             for r in &tr.custom_network_refs {
                 if let Some(obj) = self.routing.get(&r.name) {
                     o.routing_objects.push(obj.clone());
@@ -195,7 +207,8 @@ impl World {
                         live.metadata.owner_references = d.metadata.owner_references.clone();
                         live.spec = d.spec.clone();
                         if live.spec != old_spec {
-                            live.metadata.generation = Some(live.metadata.generation.unwrap_or(0) + 1);
+                            live.metadata.generation =
+                                Some(live.metadata.generation.unwrap_or(0) + 1);
                         }
                         live.metadata.resource_version = Some(self.next_rv());
                         self.deployments.insert(name, live);
@@ -263,7 +276,9 @@ impl World {
             Action::DeleteService { name } => {
                 self.services.remove(name);
             }
-            Action::PatchRouting { kind, name, patch, .. } => {
+            Action::PatchRouting {
+                kind, name, patch, ..
+            } => {
                 let rv = self.next_rv();
                 let obj = self
                     .routing
@@ -317,7 +332,11 @@ impl World {
             let ready_ok = !self.unready.contains(&name);
             if !spec.paused.unwrap_or(false) {
                 let rs_name = format!("{name}-{hash}");
-                if !self.replica_sets.iter().any(|rs| rs.metadata.name.as_deref() == Some(&rs_name)) {
+                if !self
+                    .replica_sets
+                    .iter()
+                    .any(|rs| rs.metadata.name.as_deref() == Some(&rs_name))
+                {
                     let revision = self
                         .replica_sets
                         .iter()
@@ -378,9 +397,14 @@ impl World {
             for rs in self.replica_sets.iter().filter(|rs| owned(rs, &uid)) {
                 let n = rs.spec.as_ref().unwrap().replicas.unwrap_or(0);
                 total += n;
-                ready += rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
-                if ramp_core::template_revision(rs.spec.as_ref().unwrap().template.as_ref().unwrap())
-                    == hash
+                ready += rs
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.ready_replicas)
+                    .unwrap_or(0);
+                if ramp_core::template_revision(
+                    rs.spec.as_ref().unwrap().template.as_ref().unwrap(),
+                ) == hash
                 {
                     updated += n;
                 }
@@ -434,7 +458,10 @@ impl World {
                 }
             }
         }
-        panic!("{what} not reached after 200 plans: {:#?}", self.rollout.status);
+        panic!(
+            "{what} not reached after 200 plans: {:#?}",
+            self.rollout.status
+        );
     }
 
     pub fn advance(&mut self, d: Duration) {
@@ -454,7 +481,9 @@ impl World {
     pub fn run_to_phase(&mut self, phase: RolloutPhase) {
         self.run_until(&format!("phase {phase}"), |w| {
             w.phase() == Some(phase)
-                && w.cs().finalising_step.is_none_or(|f| f == ramp_api::FinalisingStep::Done)
+                && w.cs()
+                    .finalising_step
+                    .is_none_or(|f| f == ramp_api::FinalisingStep::Done)
         });
     }
 
@@ -462,7 +491,11 @@ impl World {
     pub fn approve(&mut self) {
         let status = self.rollout.status.as_mut().unwrap();
         let cs = status.canary_status.as_mut().unwrap();
-        assert_eq!(cs.current_step_state, StepState::StepPaused, "approve needs StepPaused");
+        assert_eq!(
+            cs.current_step_state,
+            StepState::StepPaused,
+            "approve needs StepPaused"
+        );
         cs.current_step_state = StepState::StepReady;
     }
 
@@ -524,7 +557,12 @@ impl World {
                 ramp_core::template_revision(rs.spec.as_ref().unwrap().template.as_ref().unwrap())
                     == revision
             })
-            .map(|rs| rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0))
+            .map(|rs| {
+                rs.status
+                    .as_ref()
+                    .and_then(|s| s.ready_replicas)
+                    .unwrap_or(0)
+            })
             .sum()
     }
 }
@@ -552,8 +590,8 @@ pub fn assert_one_transition(before: Option<&ramp_api::RolloutStatus>, p: &Plan)
     let advanced = after.current_step_index == before.current_step_index + 1
         && before.current_step_state == StepState::StepReady
         && after.current_step_state == StepState::StepUpgrade;
-    let restarted = after.current_step_index == 1
-        && after.current_step_state == StepState::BeforeStepUpgrade;
+    let restarted =
+        after.current_step_index == 1 && after.current_step_state == StepState::BeforeStepUpgrade;
     assert!(
         advanced || restarted,
         "more than one transition in one plan: {before:?} -> {after:?}"
