@@ -220,10 +220,19 @@ impl<'a> Planner<'a> {
     /// Everything wrong with the spec, or `None`.
     fn spec_problem(&self) -> Option<PlanError> {
         let spec = &self.ro.spec;
-        let mut problems: Vec<String> = validate_rollout(self.ro)
+        // The API crate's validation (shared with the admission webhook) is
+        // authoritative; the planner's own checks below cover what it needs
+        // when validation was bypassed (no webhook).
+        let validation: Vec<String> = validate_rollout(self.ro)
             .iter()
             .map(ToString::to_string)
             .collect();
+        if !validation.is_empty() {
+            return Some(PlanError::InvalidSpec {
+                problems: validation,
+            });
+        }
+        let mut problems: Vec<String> = Vec::new();
         let wr = &spec.workload_ref;
         if wr.api_version != "apps/v1" || wr.kind != "Deployment" {
             problems.push(format!(
@@ -265,13 +274,6 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        // Keep the first occurrence of each problem (validation and parsing overlap).
-        let mut seen = Vec::new();
-        problems.retain(|p| {
-            let new = !seen.contains(p);
-            seen.push(p.clone());
-            new
-        });
         (!problems.is_empty()).then_some(PlanError::InvalidSpec { problems })
     }
 
@@ -902,9 +904,10 @@ impl<'a> Planner<'a> {
         self.cs().canary_replicas = replicas;
         self.transition(StepState::StepUpgrade);
         let text = format!(
-            "step {i}/{}: scaling canary Deployment {} to {replicas} replicas",
+            "step {i}/{}: scaling canary Deployment {} to {}",
             ctx.n(),
-            self.canary_name()
+            self.canary_name(),
+            pods(replicas)
         );
         self.condition(CONDITION_PROGRESSING, "True", "InRolling", &text);
         self.message(text.clone());
@@ -961,8 +964,9 @@ impl<'a> Planner<'a> {
         self.transition(StepState::StepTrafficRouting);
         self.requeue_in(ctx.grace);
         let text = format!(
-            "step {i}/{}: {replicas} canary pods ready; routing {} to the canary",
+            "step {i}/{}: {} ready; routing {} to the canary",
             ctx.n(),
+            pods(replicas),
             Self::step_text(ctx, i)
         );
         self.condition(CONDITION_PROGRESSING, "True", "InRolling", &text);
@@ -1070,9 +1074,10 @@ impl<'a> Planner<'a> {
         }
         self.transition(StepState::StepUpgrade);
         let text = format!(
-            "step {next}/{}: scaling canary Deployment {} to {replicas} replicas",
+            "step {next}/{}: scaling canary Deployment {} to {}",
             ctx.n(),
-            self.canary_name()
+            self.canary_name(),
+            pods(replicas)
         );
         self.condition(CONDITION_PROGRESSING, "True", "InRolling", &text);
         self.message(text.clone());
@@ -1539,6 +1544,14 @@ impl<'a> Planner<'a> {
                 cs.stable_revision = String::new();
             }
         }
+    }
+}
+
+fn pods(n: i32) -> String {
+    if n == 1 {
+        "1 pod".to_string()
+    } else {
+        format!("{n} pods")
     }
 }
 

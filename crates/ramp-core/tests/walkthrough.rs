@@ -274,35 +274,3 @@ fn finishing_runs_in_order_with_the_grace_period_between_traffic_moves() {
         "{times:?}"
     );
 }
-
-#[test]
-#[ignore]
-fn dump_walk() {
-    let mut w = World::load("walkthrough");
-    w.run_to_phase(RolloutPhase::Healthy);
-    w.set_version("canary");
-    for i in 1..=3 {
-        w.run_to_step(i, StepState::StepPaused);
-        w.approve();
-    }
-    w.run_to_phase(RolloutPhase::Healthy);
-    for p in &w.plans {
-        let cs = p.status.canary_status.as_ref().unwrap();
-        println!(
-            "{:?} step {} {:?} fin {:?} t={:?} requeue {:?}\n   msg: {}\n   actions: {:?}\n   events: {:?}",
-            p.status.phase,
-            cs.current_step_index,
-            cs.current_step_state,
-            cs.finalising_step,
-            cs.last_update_time.as_ref().map(|t| t.0.to_string()),
-            p.requeue_after,
-            p.status.message.clone().unwrap_or_default(),
-            p.actions.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            p.events
-                .iter()
-                .map(|e| e.reason.clone())
-                .collect::<Vec<_>>()
-        );
-    }
-    println!("{}", serde_json::to_string_pretty(w.vs("vs-demo")).unwrap());
-}
