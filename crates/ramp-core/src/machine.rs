@@ -444,6 +444,16 @@ impl<'a> Planner<'a> {
         if let Some(cs) = self.status.canary_status.as_mut() {
             cs.observed_workload_generation = generation;
         }
+        let in_rollout = matches!(
+            self.status.phase,
+            Some(RolloutPhase::Progressing | RolloutPhase::Aborted)
+        );
+        if in_rollout && self.cs_ref().stable_revision.is_empty() {
+            // The record of the stable revision was lost (status edited by
+            // hand): find it again rather than treat everything as new.
+            let stable = self.detect_stable(w, &Self::current_revision(w));
+            self.cs().stable_revision = stable;
+        }
         let cs = self.cs_ref();
         match self.status.phase {
             Some(RolloutPhase::Progressing) => {

@@ -944,3 +944,54 @@ fn status_of_a_finished_step_machine_is_consistent() {
         Some(1)
     );
 }
+
+#[test]
+fn finishing_waits_for_the_deployment_to_roll_out_before_removing_the_canary() {
+    let mut w = walkthrough();
+    w.set_version("canary");
+    for i in 1..=3 {
+        w.run_to_step(i, StepState::StepPaused);
+        w.approve();
+    }
+    w.unready.push("workload-demo".into());
+    w.run_until("resuming", |w| {
+        w.cs().finalising_step == Some(FinalisingStep::ResumeWorkload)
+            && w.workload().spec.as_ref().unwrap().paused == Some(false)
+    });
+    for _ in 0..3 {
+        let p = w.step();
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+    }
+    assert!(
+        w.message()
+            .contains("waiting for Deployment workload-demo to roll out revision"),
+        "{}",
+        w.message()
+    );
+    assert!(
+        w.canary().is_some(),
+        "the canary stays while the Deployment rolls out"
+    );
+    w.unready.clear();
+    w.settle();
+    w.run_to_phase(RolloutPhase::Healthy);
+    assert_restored(&w);
+}
+
+#[test]
+fn a_lost_stable_revision_is_found_again() {
+    let mut w = walkthrough();
+    let v1 = revision(&w);
+    w.set_version("canary");
+    w.run_to_step(1, StepState::StepUpgrade);
+    w.rollout
+        .status
+        .as_mut()
+        .unwrap()
+        .canary_status
+        .as_mut()
+        .unwrap()
+        .stable_revision = String::new();
+    w.run_to_step(1, StepState::StepPaused);
+    assert_eq!(w.cs().stable_revision, v1);
+}
