@@ -136,6 +136,8 @@ struct Planner<'a> {
     status: RolloutStatus,
     /// Kept even when planning fails: they protect the workload.
     protect: Vec<Action>,
+    /// Events about the protective actions (also kept on failure).
+    protect_events: Vec<PlannedEvent>,
     actions: Vec<Action>,
     events: Vec<PlannedEvent>,
     requeue: Option<Duration>,
@@ -157,6 +159,7 @@ impl<'a> Planner<'a> {
             old,
             status,
             protect: Vec::new(),
+            protect_events: Vec::new(),
             actions: Vec::new(),
             events: Vec::new(),
             requeue: None,
@@ -179,11 +182,13 @@ impl<'a> Planner<'a> {
         }
         let mut actions = std::mem::take(&mut self.protect);
         actions.append(&mut self.actions);
+        let mut events = std::mem::take(&mut self.protect_events);
+        events.append(&mut self.events);
         Plan {
             actions,
             status: self.status,
             requeue_after: self.requeue,
-            events: self.events,
+            events,
             error,
             cleanup_complete: self.cleanup_complete,
         }
@@ -405,20 +410,25 @@ impl<'a> Planner<'a> {
 
     /// Protective: the workload must stay paused while a rollout is under way.
     fn keep_paused(&mut self, w: &Deployment) {
-        if !objects::is_paused(w) {
-            let name = self.workload_name();
-            self.protect.push(Action::PatchDeployment {
-                name: name.clone(),
-                patch: objects::pause_patch(),
-            });
-            self.event(
-                EventType::Warning,
-                "WorkloadNotPaused",
-                format!(
-                    "Deployment {name} was not paused during a rollout (is ramp's admission webhook installed?); ramp paused it now, but pods of the new revision may have started"
-                ),
-            );
+        let name = self.workload_name();
+        let planned = self
+            .protect
+            .iter()
+            .any(|a| matches!(a, Action::PatchDeployment { name: n, patch } if *n == name && patch["spec"]["paused"] == true));
+        if objects::is_paused(w) || planned {
+            return;
         }
+        self.protect.push(Action::PatchDeployment {
+            name: name.clone(),
+            patch: objects::pause_patch(),
+        });
+        self.protect_events.push(PlannedEvent {
+            type_: EventType::Warning,
+            reason: "WorkloadNotPaused".into(),
+            message: format!(
+                "Deployment {name} was not paused during a rollout (is ramp's admission webhook installed?); ramp paused it now, but pods of the new revision may have started"
+            ),
+        });
     }
 
     fn keep_adopted(&mut self, w: &Deployment) {
