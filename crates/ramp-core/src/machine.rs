@@ -136,6 +136,8 @@ struct Planner<'a> {
     status: RolloutStatus,
     /// Kept even when planning fails: they protect the workload.
     protect: Vec<Action>,
+    /// Events about the protective actions (also kept on failure).
+    protect_events: Vec<PlannedEvent>,
     actions: Vec<Action>,
     events: Vec<PlannedEvent>,
     requeue: Option<Duration>,
@@ -157,6 +159,7 @@ impl<'a> Planner<'a> {
             old,
             status,
             protect: Vec::new(),
+            protect_events: Vec::new(),
             actions: Vec::new(),
             events: Vec::new(),
             requeue: None,
@@ -179,11 +182,13 @@ impl<'a> Planner<'a> {
         }
         let mut actions = std::mem::take(&mut self.protect);
         actions.append(&mut self.actions);
+        let mut events = std::mem::take(&mut self.protect_events);
+        events.append(&mut self.events);
         Plan {
             actions,
             status: self.status,
             requeue_after: self.requeue,
-            events: self.events,
+            events,
             error,
             cleanup_complete: self.cleanup_complete,
         }
@@ -220,10 +225,19 @@ impl<'a> Planner<'a> {
     /// Everything wrong with the spec, or `None`.
     fn spec_problem(&self) -> Option<PlanError> {
         let spec = &self.ro.spec;
-        let mut problems: Vec<String> = validate_rollout(self.ro)
+        // The API crate's validation (shared with the admission webhook) is
+        // authoritative; the planner's own checks below cover what it needs
+        // when validation was bypassed (no webhook).
+        let validation: Vec<String> = validate_rollout(self.ro)
             .iter()
             .map(ToString::to_string)
             .collect();
+        if !validation.is_empty() {
+            return Some(PlanError::InvalidSpec {
+                problems: validation,
+            });
+        }
+        let mut problems: Vec<String> = Vec::new();
         let wr = &spec.workload_ref;
         if wr.api_version != "apps/v1" || wr.kind != "Deployment" {
             problems.push(format!(
@@ -265,13 +279,6 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        // Keep the first occurrence of each problem (validation and parsing overlap).
-        let mut seen = Vec::new();
-        problems.retain(|p| {
-            let new = !seen.contains(p);
-            seen.push(p.clone());
-            new
-        });
         (!problems.is_empty()).then_some(PlanError::InvalidSpec { problems })
     }
 
@@ -403,20 +410,25 @@ impl<'a> Planner<'a> {
 
     /// Protective: the workload must stay paused while a rollout is under way.
     fn keep_paused(&mut self, w: &Deployment) {
-        if !objects::is_paused(w) {
-            let name = self.workload_name();
-            self.protect.push(Action::PatchDeployment {
-                name: name.clone(),
-                patch: objects::pause_patch(),
-            });
-            self.event(
-                EventType::Warning,
-                "WorkloadNotPaused",
-                format!(
-                    "Deployment {name} was not paused during a rollout (is ramp's admission webhook installed?); ramp paused it now, but pods of the new revision may have started"
-                ),
-            );
+        let name = self.workload_name();
+        let planned = self
+            .protect
+            .iter()
+            .any(|a| matches!(a, Action::PatchDeployment { name: n, patch } if *n == name && patch["spec"]["paused"] == true));
+        if objects::is_paused(w) || planned {
+            return;
         }
+        self.protect.push(Action::PatchDeployment {
+            name: name.clone(),
+            patch: objects::pause_patch(),
+        });
+        self.protect_events.push(PlannedEvent {
+            type_: EventType::Warning,
+            reason: "WorkloadNotPaused".into(),
+            message: format!(
+                "Deployment {name} was not paused during a rollout (is ramp's admission webhook installed?); ramp paused it now, but pods of the new revision may have started"
+            ),
+        });
     }
 
     fn keep_adopted(&mut self, w: &Deployment) {
@@ -441,6 +453,16 @@ impl<'a> Planner<'a> {
         let generation = w.metadata.generation;
         if let Some(cs) = self.status.canary_status.as_mut() {
             cs.observed_workload_generation = generation;
+        }
+        let in_rollout = matches!(
+            self.status.phase,
+            Some(RolloutPhase::Progressing | RolloutPhase::Aborted)
+        );
+        if in_rollout && self.cs_ref().stable_revision.is_empty() {
+            // The record of the stable revision was lost (status edited by
+            // hand): find it again rather than treat everything as new.
+            let stable = self.detect_stable(w, &Self::current_revision(w));
+            self.cs().stable_revision = stable;
         }
         let cs = self.cs_ref();
         match self.status.phase {
@@ -902,9 +924,10 @@ impl<'a> Planner<'a> {
         self.cs().canary_replicas = replicas;
         self.transition(StepState::StepUpgrade);
         let text = format!(
-            "step {i}/{}: scaling canary Deployment {} to {replicas} replicas",
+            "step {i}/{}: scaling canary Deployment {} to {}",
             ctx.n(),
-            self.canary_name()
+            self.canary_name(),
+            pods(replicas)
         );
         self.condition(CONDITION_PROGRESSING, "True", "InRolling", &text);
         self.message(text.clone());
@@ -961,8 +984,9 @@ impl<'a> Planner<'a> {
         self.transition(StepState::StepTrafficRouting);
         self.requeue_in(ctx.grace);
         let text = format!(
-            "step {i}/{}: {replicas} canary pods ready; routing {} to the canary",
+            "step {i}/{}: {} ready; routing {} to the canary",
             ctx.n(),
+            pods(replicas),
             Self::step_text(ctx, i)
         );
         self.condition(CONDITION_PROGRESSING, "True", "InRolling", &text);
@@ -1070,9 +1094,10 @@ impl<'a> Planner<'a> {
         }
         self.transition(StepState::StepUpgrade);
         let text = format!(
-            "step {next}/{}: scaling canary Deployment {} to {replicas} replicas",
+            "step {next}/{}: scaling canary Deployment {} to {}",
             ctx.n(),
-            self.canary_name()
+            self.canary_name(),
+            pods(replicas)
         );
         self.condition(CONDITION_PROGRESSING, "True", "InRolling", &text);
         self.message(text.clone());
@@ -1539,6 +1564,14 @@ impl<'a> Planner<'a> {
                 cs.stable_revision = String::new();
             }
         }
+    }
+}
+
+fn pods(n: i32) -> String {
+    if n == 1 {
+        "1 pod".to_string()
+    } else {
+        format!("{n} pods")
     }
 }
 

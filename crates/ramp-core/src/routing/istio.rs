@@ -117,10 +117,11 @@ impl TrafficProvider for IstioVirtualService {
                     rest[*k]["weight"] = json!(w);
                 }
             }
-            if rest.len() == 1 && rest[0].get("weight").and_then(Value::as_i64) == Some(100) {
-                if let Some(d) = rest[0].as_object_mut() {
-                    d.remove("weight");
-                }
+            if rest.len() == 1
+                && rest[0].get("weight").and_then(Value::as_i64) == Some(100)
+                && let Some(d) = rest[0].as_object_mut()
+            {
+                d.remove("weight");
             }
             let mut kept = route.clone();
             kept["route"] = Value::Array(rest);
