@@ -226,6 +226,25 @@ pub mod wire {
         pub immutable: Option<bool>,
     }
 
+    /// `core.v1.Namespace` (`kubectl create namespace` sends it as protobuf).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Namespace {
+        /// `metadata`.
+        #[prost(message, optional, tag = "1")]
+        pub metadata: Option<ObjectMeta>,
+        /// `spec`.
+        #[prost(message, optional, tag = "2")]
+        pub spec: Option<NamespaceSpec>,
+    }
+
+    /// `core.v1.NamespaceSpec`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct NamespaceSpec {
+        /// `finalizers`.
+        #[prost(string, repeated, tag = "1")]
+        pub finalizers: Vec<String>,
+    }
+
     /// `meta.v1.Preconditions`.
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Preconditions {
@@ -262,7 +281,9 @@ pub mod wire {
 }
 
 use prost::Message as _;
-use wire::{ConfigMap, DeleteOptions, ObjectMeta, OwnerReference, Preconditions, Secret, Time};
+use wire::{
+    ConfigMap, DeleteOptions, Namespace, ObjectMeta, OwnerReference, Preconditions, Secret, Time,
+};
 
 /// Go's zero `time.Time` as Unix seconds; it marshals to JSON `null`.
 const GO_ZERO_TIME_SECONDS: i64 = -62_135_596_800;
@@ -412,6 +433,14 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
             }
             if let Some(i) = c.immutable {
                 m.insert("immutable".into(), json!(i));
+            }
+            Ok(Value::Object(m))
+        }
+        ("v1", "Namespace") => {
+            let n: Namespace = decode_raw(&raw, "v1 Namespace")?;
+            let mut m = object_head("v1", "Namespace", n.metadata);
+            if let Some(spec) = n.spec.filter(|s| !s.finalizers.is_empty()) {
+                m.insert("spec".into(), json!({"finalizers": spec.finalizers}));
             }
             Ok(Value::Object(m))
         }
@@ -692,6 +721,22 @@ mod tests {
                 "type": "helm.sh/release.v1",
                 "immutable": true
             })
+        );
+    }
+
+    #[test]
+    fn decodes_a_namespace_as_kubectl_create_sends_it() {
+        let ns = wire::Namespace {
+            metadata: Some(ObjectMeta {
+                name: Some("team-a".into()),
+                ..Default::default()
+            }),
+            spec: None,
+        };
+        let body = envelope("v1", "Namespace", &prost::Message::encode_to_vec(&ns));
+        assert_eq!(
+            decode(&body).unwrap(),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}})
         );
     }
 
