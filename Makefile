@@ -27,6 +27,7 @@ crds: ## regenerate the Rollout CRD in the chart from the Rust types
 	$(CARGO) run -q -p ramp-api --example crdgen > charts/ramp/crds/rollouts.ramp.dev.yaml
 
 test: lint ## lint, then every test in the workspace (unit, golden, integration, e2e)
+	$(CARGO) build --workspace --bins
 ifeq ($(NEXTEST),yes)
 	$(CARGO) nextest run --workspace --no-fail-fast
 	$(CARGO) test --workspace --doc
