@@ -979,20 +979,21 @@ impl Store {
         }
         let version = object_version(&rt, &obj);
         // Status is owned by the status subresource: a create does not set it.
-        if rt.has_status(&version) && !matches!(rt.kind.as_str(), "CustomResourceDefinition") {
-            if let Some(o) = obj.as_object_mut() {
-                o.remove("status");
-            }
+        if rt.has_status(&version)
+            && !matches!(rt.kind.as_str(), "CustomResourceDefinition")
+            && let Some(o) = obj.as_object_mut()
+        {
+            o.remove("status");
         }
         let mut warnings = Vec::new();
         self.admit(st, &rt, &version, &mut obj, None, opts, &mut warnings)?;
         let meta = meta_mut(&mut obj)?;
         meta.insert("uid".into(), json!(new_uid()));
         meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
-        if tracks_generation(&rt, &obj) {
-            if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.insert("generation".into(), json!(1));
-            }
+        if tracks_generation(&rt, &obj)
+            && let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            m.insert("generation".into(), json!(1));
         }
         if opts.dry_run {
             set_meta(&mut obj, "resourceVersion", json!(st.rv.to_string()));
@@ -1282,12 +1283,26 @@ impl Store {
         let bad = |e: patch::PatchError| {
             let code = e.code();
             let reason = e.reason();
-            let msg = if code == 400 {
-                e.to_string()
-            } else {
-                format!("{} \"{name}\" is invalid: {e}", rt.kind)
+            if code == 400 {
+                return ApiError::new(code, reason, e.to_string())
+                    .with_details(&rt.group, &rt.kind, name);
+            }
+            let field = match &e {
+                patch::PatchError::TestFailed { path, .. }
+                | patch::PatchError::OperationFailed { path, .. } => {
+                    path.trim_start_matches('/').replace('/', ".")
+                }
+                _ => String::new(),
             };
-            ApiError::new(code, reason, msg).with_details(&rt.group, &rt.resource, name)
+            let mut err = ApiError::invalid(
+                &rt.group,
+                &rt.kind,
+                name,
+                vec![Cause::new("FieldValueInvalid", field, e.to_string())],
+            );
+            err.code = code;
+            err.reason = reason;
+            err
         };
         match patch_type {
             PatchType::Merge => {
@@ -1320,8 +1335,7 @@ impl Store {
                 } else {
                     rt.kind.as_str()
                 };
-                patch::strategic_merge_patch(&mut target, patch, kind)
-                    .map_err(bad)?;
+                patch::strategic_merge_patch(&mut target, patch, kind).map_err(bad)?;
             }
             PatchType::Apply => {
                 target = patch::apply_patch(Some(&target), patch, &rt.kind, !rt.is_custom())
@@ -1426,10 +1440,10 @@ impl Store {
         let mut new = (*old).clone();
         let mut fins = finalizers(&new);
         match policy {
-            Propagation::Foreground if self.has_dependents(st, &old) => {
-                if !fins.iter().any(|f| f == FOREGROUND) {
-                    fins.push(FOREGROUND.into());
-                }
+            Propagation::Foreground
+                if self.has_dependents(st, &old) && !fins.iter().any(|f| f == FOREGROUND) =>
+            {
+                fins.push(FOREGROUND.into());
             }
             Propagation::Orphan => {
                 if let Some(uid) = uid_of(&old) {
@@ -2062,12 +2076,12 @@ fn owner_uids(obj: &Value) -> Vec<String> {
 }
 
 fn remove_owner_ref(obj: &mut Value, owner_uid: &str) {
-    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        if let Some(refs) = m.get_mut("ownerReferences").and_then(Value::as_array_mut) {
-            refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(owner_uid));
-            if refs.is_empty() {
-                m.remove("ownerReferences");
-            }
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+        && let Some(refs) = m.get_mut("ownerReferences").and_then(Value::as_array_mut)
+    {
+        refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(owner_uid));
+        if refs.is_empty() {
+            m.remove("ownerReferences");
         }
     }
 }
