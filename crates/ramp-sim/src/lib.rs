@@ -1,4 +1,5 @@
 //! The embedded cluster.
+pub mod controllers;
 pub mod errors;
 mod interim;
 pub mod mesh;

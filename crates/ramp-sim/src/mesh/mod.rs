@@ -29,6 +29,7 @@ mod gateway;
 pub mod host;
 mod istio;
 mod json;
+mod live;
 mod plan;
 mod report;
 
@@ -38,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use backend::{POD_TEMPLATE_HASH_LABEL, VERSION_LABEL, pod_is_ready};
+pub use live::{RouteQuery, route_in_store, snapshot_from_store};
 pub use report::{Conflict, NONE_LABEL, RouteReport, ShadowReport};
 
 use backend::World;
@@ -58,6 +60,9 @@ pub enum MeshError {
     /// The request itself is malformed.
     #[error("invalid request: {field}: {message}")]
     InvalidRequest { field: String, message: String },
+    /// Reading the objects from the store failed.
+    #[error("reading the cluster: {0}")]
+    Store(String),
 }
 
 /// The routing-relevant objects of one namespace, as JSON (the shape the API
