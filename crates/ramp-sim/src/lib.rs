@@ -1,9 +1,30 @@
-//! The embedded cluster.
+//! The embedded cluster: a Kubernetes-compatible API server that keeps everything in memory.
+//!
+//! - [`store`]: the object store (resource versions, watch history, finalizers, garbage
+//!   collection, CRD registration). In-process controllers use it directly.
+//! - [`server`]: the HTTP API on top of it (discovery, OpenAPI, all verbs, watch, tables).
+//! - [`controllers`]: Deployments, ReplicaSets, a kubelet and Endpoints, running in-process.
+//! - [`mesh`]: where a service mesh would send requests (Istio, Gateway API).
+//! - [`TestCluster`]: start one on a random port from a test and get a `kube::Client`.
+//! - [`schema`], [`patch`], [`selector`], [`proto`]: pure building blocks (CRD structural
+//!   schemas, the four patch types, label/field selectors, protobuf request bodies).
+
+pub mod client;
 pub mod controllers;
+pub mod discovery;
 pub mod errors;
-mod interim;
 pub mod mesh;
+pub mod openapi;
+pub mod patch;
+pub mod proto;
 pub mod resources;
+pub mod schema;
+pub mod selector;
+pub mod server;
 pub mod store;
-pub(crate) use interim::{patch, proto, schema, selector};
+pub mod table;
+pub mod watch;
+
+pub use client::{ClusterError, TestCluster, load_manifests, shared_crds_dir};
+pub use server::{Server, ServerConfig};
 pub use store::Store;

@@ -389,6 +389,18 @@ impl Watch {
     pub fn last_resource_version(&self) -> u64 {
         self.last_rv
     }
+
+    /// A resourceVersion safe to put in a bookmark now: every event up to it has been delivered
+    /// (or filtered out). When nothing is queued this is the store's current version.
+    pub fn bookmark_resource_version(&mut self, store: &Store) -> u64 {
+        // Read the store's version first: events up to it have already been sent to the channel
+        // (sending happens under the write lock), so an empty channel means all were seen.
+        let current = store.resource_version();
+        if self.backlog.is_empty() && self.initial_end.is_none() && self.rx.is_empty() {
+            self.last_rv = self.last_rv.max(current);
+        }
+        self.last_rv
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -1267,13 +1279,15 @@ impl Store {
             }
             c
         };
-        let bad = |e: String| {
-            ApiError::new(
-                422,
-                "Invalid",
-                format!("{} \"{name}\" is invalid: {e}", rt.kind),
-            )
-            .with_details(&rt.group, &rt.resource, name)
+        let bad = |e: patch::PatchError| {
+            let code = e.code();
+            let reason = e.reason();
+            let msg = if code == 400 {
+                e.to_string()
+            } else {
+                format!("{} \"{name}\" is invalid: {e}", rt.kind)
+            };
+            ApiError::new(code, reason, msg).with_details(&rt.group, &rt.resource, name)
         };
         match patch_type {
             PatchType::Merge => {
@@ -1288,7 +1302,7 @@ impl Store {
                         "a JSON patch must be a JSON array of operations",
                     ));
                 }
-                patch::json_patch(&mut target, patch).map_err(|e| bad(e.to_string()))?;
+                patch::json_patch(&mut target, patch).map_err(bad)?;
             }
             PatchType::Strategic => {
                 if rt.is_custom() {
@@ -1306,12 +1320,11 @@ impl Store {
                 } else {
                     rt.kind.as_str()
                 };
-                patch::strategic_merge_patch(&mut target, patch, kind)
-                    .map_err(|e| bad(e.to_string()))?;
+                patch::strategic_merge_patch(&mut target, patch, kind).map_err(bad)?;
             }
             PatchType::Apply => {
                 target = patch::apply_patch(Some(&target), patch, &rt.kind, !rt.is_custom())
-                    .map_err(|e| ApiError::bad_request(format!("invalid apply patch: {e}")))?;
+                    .map_err(bad)?;
             }
         }
         if subresource == Some(Subresource::Scale) {
@@ -1935,27 +1948,12 @@ impl Store {
             o.insert("kind".into(), json!(rt.kind));
         }
         if let Some(schema) = rt.version(version).and_then(|v| v.schema.clone()) {
-            let Some(map) = obj.as_object_mut() else {
+            if !obj.is_object() {
                 return Err(ApiError::bad_request("object must be a JSON object"));
-            };
-            // Metadata, apiVersion and kind are handled by the server, not by the schema.
-            let metadata = map.remove("metadata");
-            let api_version = map.remove("apiVersion");
-            let kind = map.remove("kind");
+            }
             let before = obj.clone();
             let res = schema::validate_and_prune(&schema, obj);
             let pruned = pruned_paths(&before, obj);
-            if let Some(map) = obj.as_object_mut() {
-                if let Some(m) = metadata {
-                    map.insert("metadata".into(), m);
-                }
-                if let Some(v) = api_version {
-                    map.insert("apiVersion".into(), v);
-                }
-                if let Some(v) = kind {
-                    map.insert("kind".into(), v);
-                }
-            }
             if let Err(causes) = res {
                 return Err(ApiError::invalid(
                     &rt.group,
@@ -1963,7 +1961,7 @@ impl Store {
                     &name,
                     causes
                         .into_iter()
-                        .map(|c| Cause::new(c.reason, c.field, c.message))
+                        .map(|c| Cause::new(c.reason_str(), c.field, c.message))
                         .collect(),
                 ));
             }
