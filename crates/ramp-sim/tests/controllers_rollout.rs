@@ -493,7 +493,29 @@ async fn services_get_endpoints_of_their_ready_pods() {
         .collect();
     assert_eq!(pod_names, expected.iter().map(name).collect());
 
-    // A pod that is not ready moves to notReadyAddresses.
+    // A pod that is not ready is listed under notReadyAddresses.
+    create(
+        &store,
+        &pods(),
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "web-extra", "labels": {"app": "web"},
+                            "annotations": {"sim.ramp.dev/never-ready": "true"}},
+               "spec": {"containers": [{"name": "app", "image": "nginx:1.25"}]}}),
+    );
+    let ep = eventually(T, "a not-ready address", || {
+        let ep = get(&store, &endpoints(), "web")?;
+        (ep["subsets"][0]["notReadyAddresses"].as_array()?.len() == 1).then_some(ep)
+    })
+    .await;
+    assert_eq!(
+        ep["subsets"][0]["notReadyAddresses"][0]["targetRef"]["name"],
+        "web-extra"
+    );
+    assert_eq!(ep["subsets"][0]["addresses"].as_array().unwrap().len(), 2);
+    store
+        .delete(&pods(), Some(NS), "web-extra", &DeleteOptions::default())
+        .unwrap();
+
     patch(
         &store,
         &deployments(),

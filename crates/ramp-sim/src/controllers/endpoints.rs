@@ -22,13 +22,32 @@ impl Reconciler for EndpointsController {
         vec![services(), pods()]
     }
 
-    fn keys_for(&mut self, _store: &Store, index: usize, d: &Delivered) -> Vec<Key> {
+    fn keys_for(&mut self, store: &Store, index: usize, d: &Delivered) -> Vec<Key> {
         let obj = &d.event.object;
         if index == 0 {
             return vec![key_of(obj)];
         }
-        // A pod changed: every Service of its namespace may care ("" = all).
-        vec![(meta_str(obj, "namespace").to_owned(), String::new())]
+        // A pod changed: the Services selecting it, before or after the change.
+        let ns = meta_str(obj, "namespace");
+        let Ok(list) = store.list(&services(), Some(ns), &ListOptions::default()) else {
+            // Cannot tell which: resync the whole namespace ("" = all).
+            return vec![(ns.to_owned(), String::new())];
+        };
+        let labels: Vec<_> = std::iter::once(obj)
+            .chain(d.event.previous.as_ref())
+            .map(|p| string_map(p.pointer("/metadata/labels")))
+            .collect();
+        list.items
+            .iter()
+            .filter(|svc| {
+                let sel = string_map(svc.pointer("/spec/selector"));
+                !sel.is_empty()
+                    && labels
+                        .iter()
+                        .any(|l| sel.iter().all(|(k, v)| l.get(k) == Some(v)))
+            })
+            .map(|svc| key_of(svc))
+            .collect()
     }
 
     fn reconcile(&mut self, store: &Store, key: &Key) -> Result<Option<Duration>, ApiError> {
