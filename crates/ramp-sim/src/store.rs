@@ -1282,12 +1282,26 @@ impl Store {
         let bad = |e: patch::PatchError| {
             let code = e.code();
             let reason = e.reason();
-            let msg = if code == 400 {
-                e.to_string()
-            } else {
-                format!("{} \"{name}\" is invalid: {e}", rt.kind)
+            if code == 400 {
+                return ApiError::new(code, reason, e.to_string())
+                    .with_details(&rt.group, &rt.kind, name);
+            }
+            let field = match &e {
+                patch::PatchError::TestFailed { path, .. }
+                | patch::PatchError::OperationFailed { path, .. } => {
+                    path.trim_start_matches('/').replace('/', ".")
+                }
+                _ => String::new(),
             };
-            ApiError::new(code, reason, msg).with_details(&rt.group, &rt.resource, name)
+            let mut err = ApiError::invalid(
+                &rt.group,
+                &rt.kind,
+                name,
+                vec![Cause::new("FieldValueInvalid", field, e.to_string())],
+            );
+            err.code = code;
+            err.reason = reason;
+            err
         };
         match patch_type {
             PatchType::Merge => {
