@@ -3,13 +3,17 @@
 //! - [`store`]: the object store (resource versions, watch history, finalizers, garbage
 //!   collection, CRD registration). In-process controllers use it directly.
 //! - [`server`]: the HTTP API on top of it (discovery, OpenAPI, all verbs, watch, tables).
+//! - [`controllers`]: Deployments, ReplicaSets, a kubelet and Endpoints, running in-process.
+//! - [`mesh`]: where a service mesh would send requests (Istio, Gateway API).
 //! - [`TestCluster`]: start one on a random port from a test and get a `kube::Client`.
 //! - [`schema`], [`patch`], [`selector`], [`proto`]: pure building blocks (CRD structural
 //!   schemas, the four patch types, label/field selectors, protobuf request bodies).
 
 pub mod client;
+pub mod controllers;
 pub mod discovery;
 pub mod errors;
+pub mod mesh;
 pub mod openapi;
 pub mod patch;
 pub mod proto;

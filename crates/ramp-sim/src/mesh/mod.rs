@@ -1,0 +1,393 @@
+//! The mesh router: where would a service mesh send these requests?
+//!
+//! [`route`] is a pure function over a [`Snapshot`] of one namespace's
+//! routing objects (Istio VirtualServices and DestinationRules, Gateway API
+//! HTTPRoutes attached to Services, Services, Pods). Given a request (host,
+//! path, method, headers) it decides, for each of N copies, which pod serves
+//! it, which copies are mirrored and where, and which fail and why, and
+//! returns the counts as a [`RouteReport`].
+//!
+//! Which object decides, for a request to host `H` (short name, `name.ns`,
+//! or FQDN):
+//! 1. the mesh-bound VirtualService whose `hosts` match `H` most specifically
+//!    (exact name beats wildcard, longer wildcard beats shorter); several at
+//!    the same level are an IST0109 conflict and the oldest is used, as Istio
+//!    does;
+//! 2. otherwise, when `H` is a Service, the HTTPRoutes whose `parentRefs` name
+//!    that Service (GAMMA), all their rules merged by the Gateway API
+//!    precedence; a VirtualService and HTTPRoutes on the same host are also
+//!    reported as a conflict, and the older configuration is used;
+//! 3. otherwise the Service itself: its ready pods, evenly.
+//!
+//! Simplifications: requests carry no source workload, so Istio matches on
+//! `sourceLabels`/`sourceNamespace` never match; query strings are not
+//! percent-decoded; ports only matter through `port` matches and `parentRefs`
+//! `port`; only objects in the snapshot's namespace are considered.
+
+mod backend;
+mod gateway;
+pub mod host;
+mod istio;
+mod json;
+mod live;
+mod plan;
+mod report;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use backend::{POD_TEMPLATE_HASH_LABEL, VERSION_LABEL, pod_is_ready};
+pub use live::{RouteQuery, route_in_store, snapshot_from_store};
+pub use report::{Conflict, NONE_LABEL, RouteReport, ShadowReport};
+
+use backend::World;
+use json::{name_of, namespace_of};
+
+/// Errors from [`route`]: bad input, never a routing outcome (those are counted
+/// in the report).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MeshError {
+    /// A routing object has a field a mesh would reject.
+    #[error("{kind} {name}: {field}: {message}")]
+    InvalidObject {
+        kind: &'static str,
+        name: String,
+        field: String,
+        message: String,
+    },
+    /// The request itself is malformed.
+    #[error("invalid request: {field}: {message}")]
+    InvalidRequest { field: String, message: String },
+    /// Reading the objects from the store failed.
+    #[error("reading the cluster: {0}")]
+    Store(String),
+}
+
+/// The routing-relevant objects of one namespace, as JSON (the shape the API
+/// server stores).
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub namespace: String,
+    pub virtual_services: Vec<Value>,
+    pub destination_rules: Vec<Value>,
+    pub http_routes: Vec<Value>,
+    pub services: Vec<Value>,
+    pub pods: Vec<Value>,
+}
+
+impl Snapshot {
+    /// An empty snapshot of `namespace`.
+    pub fn new(namespace: impl Into<String>) -> Self {
+        Snapshot {
+            namespace: namespace.into(),
+            ..Default::default()
+        }
+    }
+
+    /// A snapshot holding those of `objects` that matter for routing; see [`Snapshot::add`].
+    pub fn from_objects(
+        namespace: impl Into<String>,
+        objects: impl IntoIterator<Item = Value>,
+    ) -> Self {
+        let mut s = Snapshot::new(namespace);
+        for o in objects {
+            s.add(o);
+        }
+        s
+    }
+
+    /// Adds an object by its `apiVersion`/`kind`. Objects of other kinds or
+    /// other namespaces are ignored (returns false); objects without a
+    /// namespace are taken to be in this one.
+    pub fn add(&mut self, obj: Value) -> bool {
+        if namespace_of(&obj).is_some_and(|ns| ns != self.namespace) {
+            return false;
+        }
+        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let api_version = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+        let list = match (group, kind) {
+            ("networking.istio.io", "VirtualService") => &mut self.virtual_services,
+            ("networking.istio.io", "DestinationRule") => &mut self.destination_rules,
+            ("gateway.networking.k8s.io", "HTTPRoute") => &mut self.http_routes,
+            ("", "Service") => &mut self.services,
+            ("", "Pod") => &mut self.pods,
+            _ => return false,
+        };
+        list.push(obj);
+        true
+    }
+}
+
+/// One HTTP request, as sent N times by [`route`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpRequest {
+    /// `reviews`, `reviews.ns`, `reviews.ns.svc.cluster.local`, optionally `:port`.
+    pub host: String,
+    /// Path, optionally with `?query`. Defaults to `/`.
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// Defaults to `GET`.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Header names are case-insensitive.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+fn default_path() -> String {
+    "/".to_owned()
+}
+
+fn default_method() -> String {
+    "GET".to_owned()
+}
+
+impl HttpRequest {
+    /// `GET /` to `host`.
+    pub fn new(host: impl Into<String>) -> Self {
+        HttpRequest {
+            host: host.into(),
+            path: default_path(),
+            method: default_method(),
+            headers: BTreeMap::new(),
+        }
+    }
+
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    pub fn method(mut self, method: impl Into<String>) -> Self {
+        self.method = method.into();
+        self
+    }
+
+    /// Adds a header; a repeated name appends the value after a comma, as proxies join them.
+    pub fn header(mut self, name: impl AsRef<str>, value: impl Into<String>) -> Self {
+        let name = name.as_ref().to_ascii_lowercase();
+        let value = value.into();
+        self.headers
+            .entry(name)
+            .and_modify(|v| {
+                v.push(',');
+                v.push_str(&value);
+            })
+            .or_insert(value);
+        self
+    }
+
+    /// Parses a `Name: value` header line (as given to `-H`).
+    pub fn parse_header(line: &str) -> Result<(String, String), MeshError> {
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| MeshError::InvalidRequest {
+                field: "header".into(),
+                message: format!("{line:?} is not of the form 'Name: value'"),
+            })?;
+        let name = name.trim();
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(MeshError::InvalidRequest {
+                field: "header".into(),
+                message: format!("{line:?} has no valid header name"),
+            });
+        }
+        Ok((name.to_ascii_lowercase(), value.trim().to_owned()))
+    }
+}
+
+/// How many requests to send and the seed for weighted choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteOptions {
+    pub requests: u64,
+    pub seed: u64,
+}
+
+impl Default for RouteOptions {
+    fn default() -> Self {
+        RouteOptions {
+            requests: 1000,
+            seed: 0,
+        }
+    }
+}
+
+impl RouteOptions {
+    pub fn new(requests: u64) -> Self {
+        RouteOptions { requests, seed: 0 }
+    }
+
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+}
+
+/// The request as matchers see it.
+#[derive(Debug)]
+pub(crate) struct ReqView<'r> {
+    /// Host as written, with its port if one was given (the `:authority`).
+    pub authority: &'r str,
+    pub fqdn: String,
+    pub port: Option<u16>,
+    pub path: &'r str,
+    pub query: Vec<(String, String)>,
+    pub method: String,
+    pub headers: BTreeMap<String, &'r str>,
+}
+
+impl ReqView<'_> {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).copied()
+    }
+
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Routes `options.requests` copies of `request` through the namespace in
+/// `snapshot` and counts where they went. Reproducible for a given seed.
+///
+/// Routing failures a proxy would answer with an error status (no Service,
+/// undefined subset, no ready pods, no matching rule) are counted in the
+/// report; `Err` means the request or a routing object is malformed.
+pub fn route(
+    snapshot: &Snapshot,
+    request: &HttpRequest,
+    options: &RouteOptions,
+) -> Result<RouteReport, MeshError> {
+    let world = World::new(snapshot);
+    let req = view(&world, request)?;
+    let mut report = RouteReport::default();
+
+    let vs = istio::select(&world, &req, &mut report)?;
+    let gw = match host::service_name(&req.fqdn, world.ns) {
+        Some(svc) if world.service(svc).is_some() => {
+            gateway::attached(&world, svc, req.port, &mut report)?
+        }
+        _ => Vec::new(),
+    };
+
+    let mut plan = match (vs, gw.is_empty()) {
+        (Some(vs), true) => istio::plan(&world, vs, &req)?,
+        (Some(vs), false) => {
+            // Istio turns GAMMA HTTPRoutes into VirtualServices for the same
+            // host: two configurations, the older one wins.
+            let mut objects = vec![format!(
+                "VirtualService/{}",
+                name_of(vs).unwrap_or_default()
+            )];
+            objects.extend(
+                gw.iter()
+                    .map(|r| format!("HTTPRoute/{}", name_of(r).unwrap_or_default())),
+            );
+            let vs_first = json::age_key(vs) <= json::age_key(gw[0]);
+            let used = if vs_first { &objects[0] } else { &objects[1] };
+            report.conflicts.push(Conflict {
+                code: "IST0109".into(),
+                host: req.fqdn.clone(),
+                message: format!(
+                    "{} all route host {} for the mesh; only the oldest configuration, {used}, is used",
+                    objects.join(", "),
+                    req.fqdn
+                ),
+                objects: objects.clone(),
+            });
+            if vs_first {
+                istio::plan(&world, vs, &req)?
+            } else {
+                gateway::plan(&world, &gw, &req)?
+            }
+        }
+        (None, false) => gateway::plan(&world, &gw, &req)?,
+        (None, true) => default_plan(&world, &req)?,
+    };
+    plan::run(&mut plan, options.requests, options.seed, &mut report);
+    Ok(report)
+}
+
+fn view<'r>(world: &World<'_>, request: &'r HttpRequest) -> Result<ReqView<'r>, MeshError> {
+    let authority = request.host.trim();
+    let (name, port) = host::split_port(authority);
+    if name.is_empty() {
+        return Err(MeshError::InvalidRequest {
+            field: "host".into(),
+            message: "must not be empty".into(),
+        });
+    }
+    let fqdn = host::qualify(name, world.ns);
+    let port =
+        port.or_else(|| host::service_name(&fqdn, world.ns).and_then(|s| world.first_port(s)));
+    let raw_path = if request.path.is_empty() {
+        "/"
+    } else {
+        request.path.as_str()
+    };
+    if !raw_path.starts_with('/') {
+        return Err(MeshError::InvalidRequest {
+            field: "path".into(),
+            message: format!("{raw_path:?} must start with /"),
+        });
+    }
+    let (path, query) = match raw_path.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (raw_path, ""),
+    };
+    let query = query
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (kv.to_owned(), String::new()),
+        })
+        .collect();
+    let headers = request
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str()))
+        .collect();
+    Ok(ReqView {
+        authority,
+        fqdn,
+        port,
+        path,
+        query,
+        method: request.method.to_ascii_uppercase(),
+        headers,
+    })
+}
+
+/// No VirtualService, no HTTPRoute: the Service's ready pods, evenly.
+fn default_plan(world: &World<'_>, req: &ReqView<'_>) -> Result<plan::Plan, MeshError> {
+    let Some(svc) = host::service_name(&req.fqdn, world.ns).filter(|s| world.service(s).is_some())
+    else {
+        return Ok(plan::Plan::respond(
+            format!("host {}", req.fqdn),
+            503,
+            format!(
+                "no route: no VirtualService, HTTPRoute or Service for host {} in namespace {}",
+                req.fqdn, world.ns
+            ),
+        ));
+    };
+    let target = world.service_target(svc, &[], svc.to_owned(), 503)?;
+    Ok(plan::Plan::forward(
+        format!("Service/{svc}"),
+        vec![plan::Backend {
+            weight: 1,
+            target,
+            mirrors: Vec::new(),
+        }],
+        Vec::new(),
+    ))
+}
