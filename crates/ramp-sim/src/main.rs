@@ -26,6 +26,86 @@ struct Cli {
 enum Command {
     /// Serve the Kubernetes API over plain HTTP until SIGTERM/SIGINT.
     Serve(ServeArgs),
+    /// Send requests through the embedded mesh and report where they went.
+    Route(RouteArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RouteArgs {
+    /// Kubeconfig of a running ramp-sim (default: $KUBECONFIG).
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: PathBuf,
+    /// Namespace of the Service and routing objects.
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    /// Host the requests are sent to (a Service name, short or FQDN).
+    #[arg(long)]
+    host: String,
+    /// Request path.
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// HTTP method.
+    #[arg(long, default_value = "GET")]
+    method: String,
+    /// Request header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    headers: Vec<String>,
+    /// Enter through this Istio Gateway (`name` or `namespace/name`) instead of
+    /// from inside the mesh: VirtualServices bound to it apply.
+    #[arg(long)]
+    gateway: Option<String>,
+    /// How many requests to send.
+    #[arg(long, default_value_t = 1000)]
+    requests: u64,
+    /// Seed of the weighted choices (same seed, same result).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output format.
+    #[arg(short = 'o', long, default_value = "table", value_parser = ["json", "table"])]
+    output: String,
+}
+
+async fn route(args: RouteArgs) -> Result<(), String> {
+    let mut headers = std::collections::BTreeMap::new();
+    for h in &args.headers {
+        let (k, v) = h
+            .split_once(':')
+            .ok_or_else(|| format!("invalid header {h:?}: expected 'Name: value'"))?;
+        headers.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    let query = ramp_sim::mesh::RouteQuery {
+        namespace: args.namespace,
+        host: args.host,
+        path: args.path,
+        method: args.method,
+        headers,
+        requests: args.requests,
+        seed: args.seed,
+        gateway: args.gateway,
+    };
+    let kc = kube::config::Kubeconfig::read_from(&args.kubeconfig)
+        .map_err(|e| format!("reading {}: {e}", args.kubeconfig.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .map_err(|e| format!("kubeconfig {}: {e}", args.kubeconfig.display()))?;
+    let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(&query).map_err(|e| e.to_string())?;
+    let req = http::Request::post("/sim/v1/route")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .map_err(|e| e.to_string())?;
+    let text = client
+        .request_text(req)
+        .await
+        .map_err(|e| format!("routing through the sim: {e}"))?;
+    let report: ramp_sim::mesh::RouteReport = serde_json::from_str(&text)
+        .map_err(|e| format!("unexpected answer from the sim: {e}: {text}"))?;
+    if args.output == "json" {
+        println!("{text}");
+    } else {
+        print!("{}", report.to_table());
+    }
+    Ok(())
 }
 
 #[derive(Debug, clap::Args)]
@@ -42,6 +122,9 @@ struct ServeArgs {
     /// Bearer token to put in the kubeconfig (random by default).
     #[arg(long, env = "RAMP_SIM_TOKEN")]
     token: Option<String>,
+    /// Run only the API server: no Deployment/ReplicaSet controllers, kubelet or endpoints.
+    #[arg(long)]
+    no_controllers: bool,
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
@@ -58,6 +141,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     server
         .write_kubeconfig(&args.kubeconfig)
         .map_err(|e| format!("cannot write kubeconfig {}: {e}", args.kubeconfig.display()))?;
+    let controllers = (!args.no_controllers).then(|| {
+        ramp_sim::controllers::Controllers::start(
+            server.store().clone(),
+            ramp_sim::controllers::ControllerConfig::default(),
+        )
+    });
     if !args.crds.is_empty() {
         let loaded = load_manifests(server.store(), &args.crds).map_err(|e| e.to_string())?;
         tracing::info!(count = loaded.len(), "loaded manifests");
@@ -69,6 +158,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     );
     wait_for_signal().await;
     tracing::info!("shutting down");
+    if let Some(c) = controllers {
+        c.shutdown().await;
+    }
     server.shutdown().await;
     Ok(())
 }
@@ -107,6 +199,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Route(args) => route(args).await,
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

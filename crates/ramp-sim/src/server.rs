@@ -22,7 +22,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Value, json};
@@ -104,7 +104,10 @@ impl Server {
             addr,
             shutdown: shutdown.clone(),
         });
-        let router = Router::new().fallback(handle).with_state(app.clone());
+        let router = Router::new()
+            .route("/sim/v1/route", axum::routing::post(route_requests))
+            .fallback(handle)
+            .with_state(app.clone());
         let stop = shutdown.clone();
         let task = tokio::spawn(async move {
             let res = axum::serve(listener, router)
@@ -452,6 +455,25 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
             tracing::debug!(%method, %uri, status = e.code, reason = e.reason, message = %e.message, "request failed");
             error_response(&e)
         }
+    }
+}
+
+/// `POST /sim/v1/route`: where N requests go through the embedded mesh (a
+/// [`crate::mesh::RouteQuery`] in, a [`crate::mesh::RouteReport`] out).
+async fn route_requests(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
+    let query: crate::mesh::RouteQuery = match serde_json::from_slice(&body) {
+        Ok(q) => q,
+        Err(e) => {
+            return error_response(&ApiError::new(
+                400,
+                "BadRequest",
+                format!("invalid route query: {e}"),
+            ));
+        }
+    };
+    match query.run(&app.store) {
+        Ok(report) => axum::Json(report).into_response(),
+        Err(e) => error_response(&ApiError::new(400, "BadRequest", e.to_string())),
     }
 }
 

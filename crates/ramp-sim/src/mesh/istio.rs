@@ -92,8 +92,10 @@ struct MatchRequest {
     without_headers: Vec<(String, StringMatch)>,
     query_params: Vec<(String, StringMatch)>,
     port: Option<u64>,
+    /// The match's own `gateways` (empty: those of the VirtualService).
+    gateways: Vec<String>,
     /// Conditions a request from outside any workload never meets
-    /// (`sourceLabels`, `sourceNamespace`, `gateways` without `mesh`).
+    /// (`sourceLabels`, `sourceNamespace`).
     never: bool,
 }
 
@@ -107,9 +109,12 @@ impl MatchRequest {
                 .transpose()
         };
         ctx.obj(Some(m), field)?;
-        let gateways = ctx.arr(m.get("gateways"), &f("gateways"))?;
-        let mesh_gateway =
-            gateways.is_empty() || gateways.iter().any(|g| g.as_str() == Some("mesh"));
+        let gateways = ctx
+            .arr(m.get("gateways"), &f("gateways"))?
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect::<Vec<_>>();
         let source_labels = ctx.string_map(m.get("sourceLabels"), &f("sourceLabels"))?;
         let source_ns = ctx.str(m.get("sourceNamespace"), &f("sourceNamespace"))?;
         Ok(MatchRequest {
@@ -128,13 +133,18 @@ impl MatchRequest {
             )?),
             query_params: string_matches(ctx, m.get("queryParams"), &f("queryParams"))?,
             port: ctx.uint(m.get("port"), &f("port"))?,
-            never: !mesh_gateway || !source_labels.is_empty() || source_ns.is_some(),
+            gateways,
+            never: !source_labels.is_empty() || source_ns.is_some(),
         })
     }
 
     fn matches(&self, req: &ReqView<'_>) -> bool {
         let opt = |m: &Option<StringMatch>, v: &str| m.as_ref().is_none_or(|m| m.matches(v, false));
         !self.never
+            && (self.gateways.is_empty() || {
+                let gws: Vec<&str> = self.gateways.iter().map(String::as_str).collect();
+                req.admitted_by(&gws, &req.namespace)
+            })
             && self
                 .uri
                 .as_ref()
@@ -197,13 +207,19 @@ pub(crate) fn select<'a>(
             .iter()
             .filter_map(Value::as_str)
             .collect();
-        if !gateways.is_empty() && !gateways.contains(&"mesh") {
-            report.warnings.push(format!(
-                "VirtualService {} matches host {} but is bound only to gateways [{}], not the mesh; ignored",
-                ctx.name,
-                req.fqdn,
-                gateways.join(", ")
-            ));
+        if !req.admitted_by(&gateways, ns) {
+            report.warnings.push(match req.gateway {
+                None => format!(
+                    "VirtualService {} matches host {} but is bound only to gateways [{}], not the mesh; ignored (route with --gateway to enter through one)",
+                    ctx.name,
+                    req.fqdn,
+                    gateways.join(", ")
+                ),
+                Some(gw) => format!(
+                    "VirtualService {} matches host {} but is not bound to gateway {gw}; ignored",
+                    ctx.name, req.fqdn
+                ),
+            });
             continue;
         }
         match best.cmp(&Some(spec)) {

@@ -74,6 +74,9 @@ pub struct RouteQuery {
     pub requests: u64,
     #[serde(default)]
     pub seed: u64,
+    /// Enter through this Istio Gateway (`name` or `namespace/name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
 }
 
 fn slash() -> String {
@@ -96,6 +99,9 @@ impl RouteQuery {
             .method(self.method.clone());
         for (k, v) in &self.headers {
             r = r.header(k, v.clone());
+        }
+        if let Some(g) = &self.gateway {
+            r = r.through_gateway(g.clone());
         }
         r
     }

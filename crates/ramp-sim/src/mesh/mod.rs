@@ -138,6 +138,11 @@ pub struct HttpRequest {
     /// Header names are case-insensitive.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// The Istio Gateway the request enters through (`name` or `namespace/name`);
+    /// `None` is a request from inside the mesh. VirtualServices bound only to
+    /// gateways apply to requests entering through one of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
 }
 
 fn default_path() -> String {
@@ -156,7 +161,14 @@ impl HttpRequest {
             path: default_path(),
             method: default_method(),
             headers: BTreeMap::new(),
+            gateway: None,
         }
+    }
+
+    /// Enter through the Istio Gateway `name` (or `namespace/name`).
+    pub fn through_gateway(mut self, name: impl Into<String>) -> Self {
+        self.gateway = Some(name.into());
+        self
     }
 
     pub fn path(mut self, path: impl Into<String>) -> Self {
@@ -240,9 +252,30 @@ pub(crate) struct ReqView<'r> {
     pub query: Vec<(String, String)>,
     pub method: String,
     pub headers: BTreeMap<String, &'r str>,
+    /// The gateway the request entered through, if any.
+    pub gateway: Option<&'r str>,
+    /// Namespace the request is routed in (for `ns/name` gateway references).
+    pub namespace: String,
 }
 
 impl ReqView<'_> {
+    /// Whether a `gateways` list (of a VirtualService or a match) admits this
+    /// request: an empty list means the mesh only; `mesh` admits requests from
+    /// inside the mesh; a gateway name (`name` or `ns/name`) admits requests
+    /// entering through that gateway.
+    pub fn admitted_by(&self, gateways: &[&str], ns: &str) -> bool {
+        match self.gateway {
+            None => gateways.is_empty() || gateways.contains(&"mesh"),
+            Some(gw) => {
+                let (gw_ns, gw_name) = gw.split_once('/').unwrap_or((ns, gw));
+                gateways.iter().any(|g| {
+                    let (g_ns, g_name) = g.split_once('/').unwrap_or((ns, g));
+                    g_name == gw_name && g_ns == gw_ns
+                })
+            }
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(&name.to_ascii_lowercase()).copied()
     }
@@ -364,6 +397,8 @@ fn view<'r>(world: &World<'_>, request: &'r HttpRequest) -> Result<ReqView<'r>, 
         query,
         method: request.method.to_ascii_uppercase(),
         headers,
+        gateway: request.gateway.as_deref(),
+        namespace: world.ns.to_string(),
     })
 }
 
@@ -390,4 +425,54 @@ fn default_plan(world: &World<'_>, req: &ReqView<'_>) -> Result<plan::Plan, Mesh
         }],
         Vec::new(),
     ))
+}
+
+#[cfg(test)]
+mod gateway_entry_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn world() -> Snapshot {
+        let mut s = Snapshot::new("default");
+        s.add(json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}));
+        for (name, v) in [("web-a", "a"), ("web-canary-a", "canary")] {
+            s.add(json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": "default", "labels": {"app": if v == "a" {"web"} else {"web-canary"}, "version": v}},
+                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}));
+        }
+        s.add(json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web-canary", "namespace": "default"},
+            "spec": {"selector": {"app": "web-canary"}, "ports": [{"port": 80}]}}));
+        s.add(json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+            "metadata": {"name": "vs", "namespace": "default", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"gateways": ["simple-gateway"], "hosts": ["*"], "http": [
+                {"match": [{"headers": {"version": {"exact": "canary"}}}], "route": [{"destination": {"host": "web-canary"}}]},
+                {"route": [{"destination": {"host": "web"}}]}]}}));
+        s
+    }
+
+    #[test]
+    fn a_gateway_bound_virtual_service_applies_only_through_its_gateway() {
+        let w = world();
+        let opts = RouteOptions::new(10);
+        let canary = HttpRequest::new("web").header("version", "canary");
+        // From inside the mesh the VirtualService does not apply.
+        let r = route(&w, &canary, &opts).unwrap();
+        assert_eq!(r.by_version.get("a"), Some(&10), "{r:?}");
+        // Through the gateway it does.
+        let r = route(&w, &canary.clone().through_gateway("simple-gateway"), &opts).unwrap();
+        assert_eq!(r.by_version.get("canary"), Some(&10), "{r:?}");
+        let r = route(&w, &canary.through_gateway("default/simple-gateway"), &opts).unwrap();
+        assert_eq!(r.by_version.get("canary"), Some(&10), "{r:?}");
+        // Another gateway: not bound.
+        let r = route(&w, &HttpRequest::new("web").through_gateway("other"), &opts).unwrap();
+        assert!(
+            r.warnings
+                .iter()
+                .any(|m| m.contains("not bound to gateway other")),
+            "{r:?}"
+        );
+    }
 }
