@@ -1,1 +1,2 @@
 //! The embedded Kubernetes-compatible cluster.
+pub mod admission;
