@@ -324,6 +324,7 @@ fn tls_error(e: &std::io::Error) -> String {
                         ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
                         other => format!("{other:?}"),
                     };
+                    let presented: Vec<&str> = presented.iter().map(|p| bare_name(p)).collect();
                     format!(
                         "x509: certificate is valid for {}, not {expected}",
                         presented.join(", ")
@@ -335,11 +336,25 @@ fn tls_error(e: &std::io::Error) -> String {
                 C::NotValidYet | C::NotValidYetContext { .. } => {
                     "x509: certificate has expired or is not yet valid".to_string()
                 }
-                C::BadSignature => "x509: certificate signature is invalid".to_string(),
+                // webpki picks candidate issuers by subject name; a CA with the same name but another
+                // key shows up as a bad signature. Go reports both cases as an unknown authority.
+                C::BadSignature => "x509: certificate signed by unknown authority (possibly because of a \
+                                    signature verification error while trying to verify a candidate authority \
+                                    certificate with the same name)"
+                    .to_string(),
                 other => format!("x509: {other:?}"),
             };
             format!("tls: failed to verify certificate: {detail}")
         }
         other => format!("tls: {other}"),
     }
+}
+
+/// rustls describes presented names as `DnsName("a.b")` / `IpAddress(1.2.3.4)`: keep the name.
+fn bare_name(presented: &str) -> &str {
+    let inner = presented
+        .split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap_or(presented);
+    inner.trim_matches('"')
 }
