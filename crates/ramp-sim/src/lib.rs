@@ -1,2 +1,6 @@
 //! The embedded Kubernetes-compatible cluster.
+
 pub mod admission;
+pub mod patch;
+pub mod schema;
+pub mod selector;

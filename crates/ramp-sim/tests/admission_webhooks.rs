@@ -733,6 +733,7 @@ fn invalid_configurations_are_refused_with_field_paths() {
             "clientConfig": { "url": "http://example.com/validate" },
             "rules": [{ "operations": ["PATCH"], "apiGroups": ["apps"], "apiVersions": ["v1"], "resources": [] }],
             "timeoutSeconds": 31,
+            "objectSelector": { "matchExpressions": [{ "key": "app", "operator": "Like", "values": ["x"] }] },
             "admissionReviewVersions": ["v1"],
         }),
     );
@@ -747,6 +748,7 @@ fn invalid_configurations_are_refused_with_field_paths() {
             "webhooks[0].rules[0].resources",
             "webhooks[0].sideEffects",
             "webhooks[0].timeoutSeconds",
+            "webhooks[0].objectSelector",
         ]
     );
     let text = err.to_string();

@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
-use super::selector::LabelSelector;
+use crate::selector::{LabelSelector, SelectorError};
 
 /// Which of the two webhook configuration kinds an object is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,12 +293,12 @@ fn validate_webhook(
 
     for field in ["namespaceSelector", "objectSelector"] {
         if let Some(selector) = hook.get(field).filter(|v| !v.is_null())
-            && let Err(message) = LabelSelector::from_json(selector)
+            && let Err(e) = LabelSelector::from_json(selector)
         {
             errors.push(FieldError::invalid(
                 format!("{path}.{field}"),
                 selector,
-                &message,
+                &selector_reason(e),
             ));
         }
     }
@@ -814,7 +814,8 @@ fn parse_webhook(configuration: &str, hook: &Value) -> Result<Webhook, FieldErro
         .unwrap_or_default();
     let selector = |key: &str| -> Result<LabelSelector, FieldError> {
         let value = hook.get(key).cloned().unwrap_or(Value::Null);
-        LabelSelector::from_json(&value).map_err(|m| FieldError::invalid(key, &value, &m))
+        LabelSelector::from_json(&value)
+            .map_err(|e| FieldError::invalid(key, &value, &selector_reason(e)))
     };
     let timeout = hook
         .get("timeoutSeconds")
@@ -838,4 +839,10 @@ fn parse_webhook(configuration: &str, hook: &Value) -> Result<Webhook, FieldErro
         timeout: Duration::from_secs(timeout),
         reinvoke_if_needed: text("reinvocationPolicy") == "IfNeeded",
     })
+}
+
+fn selector_reason(e: SelectorError) -> String {
+    match e {
+        SelectorError::Label { reason, .. } | SelectorError::Field { reason, .. } => reason,
+    }
 }

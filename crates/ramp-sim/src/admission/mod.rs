@@ -26,7 +26,6 @@
 
 mod client;
 mod config;
-mod selector;
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -41,7 +40,6 @@ pub use config::{
     ConfigError, ConfigurationKind, FieldError, default_configuration, invalid_message,
     validate_configuration,
 };
-pub use selector::LabelSelector;
 
 use config::{FailurePolicy, Webhook};
 
