@@ -2,5 +2,6 @@
 
 pub mod admission;
 pub mod patch;
+pub mod proto;
 pub mod schema;
 pub mod selector;
