@@ -26,6 +26,7 @@
 
 mod client;
 mod config;
+mod gate;
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -40,6 +41,7 @@ pub use config::{
     ConfigError, ConfigurationKind, FieldError, default_configuration, invalid_message,
     validate_configuration,
 };
+pub use gate::{WebhookGate, WriteTarget, to_api_error};
 
 use config::{FailurePolicy, Webhook};
 
@@ -164,7 +166,7 @@ impl AdmissionAttributes {
         self
     }
 
-    fn is_namespace_object(&self) -> bool {
+    pub(crate) fn is_namespace_object(&self) -> bool {
         self.group.is_empty() && self.resource == "namespaces"
     }
 }

@@ -38,12 +38,11 @@ TIMEOUT_SECONDS = 60
 
 def summary(release: dict[str, Any]) -> dict[str, Any]:
     """The fields of a release the test checks."""
-    info = release.get("info") or {}
     return {
         "name": release.get("name"),
         "namespace": release.get("namespace"),
-        "version": release.get("version"),
-        "status": info.get("status") or release.get("status"),
+        "revision": release.get("revision"),
+        "status": release.get("status"),
     }
 
 
