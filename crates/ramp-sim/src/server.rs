@@ -957,16 +957,16 @@ async fn resource_request(
         (Method::DELETE, name) => {
             let bytes = read_body(app, &headers, body).await?;
             let opts = delete_options(&headers, &bytes, &query)?;
+            if let Some(name) = name {
+                let old = store.get(&gr, ns, name)?;
+                let options = delete_options_object(&headers, &bytes);
+                let target = write_target(&rt, &rp.version, ns, sub);
+                app.admission
+                    .admit_delete(store, target, &old, options, opts.dry_run)
+                    .await?;
+            }
             match name {
-                Some(name) => match {
-                    let target = write_target(&rt, &rp.version, ns, sub);
-                    let old = store.get(&gr, ns, name)?;
-                    let options = delete_options_object(&headers, &bytes);
-                    app.admission
-                        .admit_delete(store, target, &old, options, opts.dry_run)
-                        .await?;
-                    store.delete(&gr, ns, name, &opts)?
-                } {
+                Some(name) => match store.delete(&gr, ns, name, &opts)? {
                     Deleted::Pending(obj) => Ok(json_response(
                         StatusCode::OK,
                         object_bytes(&obj, &api_version),
