@@ -4,9 +4,12 @@
 //!   collection, CRD registration). In-process controllers use it directly.
 //! - [`server`]: the HTTP API on top of it (discovery, OpenAPI, all verbs, watch, tables).
 //! - [`TestCluster`]: start one on a random port from a test and get a `kube::Client`.
+//! - [`schema`], [`patch`], [`selector`], [`proto`]: pure building blocks (CRD structural
+//!   schemas, the four patch types, label/field selectors, protobuf request bodies).
 //! - [`admission`]: admission webhooks, called as kube-apiserver calls them.
 
 pub mod admission;
+pub mod client;
 pub mod discovery;
 pub mod errors;
 pub mod openapi;
@@ -19,8 +22,6 @@ pub mod server;
 pub mod store;
 pub mod table;
 pub mod watch;
-
-pub mod client;
 
 pub use client::{ClusterError, TestCluster, load_manifests, shared_crds_dir};
 pub use server::{Server, ServerConfig};

@@ -1279,13 +1279,29 @@ impl Store {
             }
             c
         };
-        let bad = |e: String| {
-            ApiError::new(
-                422,
-                "Invalid",
-                format!("{} \"{name}\" is invalid: {e}", rt.kind),
-            )
-            .with_details(&rt.group, &rt.resource, name)
+        let bad = |e: patch::PatchError| {
+            let code = e.code();
+            let reason = e.reason();
+            if code == 400 {
+                return ApiError::new(code, reason, e.to_string())
+                    .with_details(&rt.group, &rt.kind, name);
+            }
+            let field = match &e {
+                patch::PatchError::TestFailed { path, .. }
+                | patch::PatchError::OperationFailed { path, .. } => {
+                    path.trim_start_matches('/').replace('/', ".")
+                }
+                _ => String::new(),
+            };
+            let mut err = ApiError::invalid(
+                &rt.group,
+                &rt.kind,
+                name,
+                vec![Cause::new("FieldValueInvalid", field, e.to_string())],
+            );
+            err.code = code;
+            err.reason = reason;
+            err
         };
         match patch_type {
             PatchType::Merge => {
@@ -1300,7 +1316,7 @@ impl Store {
                         "a JSON patch must be a JSON array of operations",
                     ));
                 }
-                patch::json_patch(&mut target, patch).map_err(|e| bad(e.to_string()))?;
+                patch::json_patch(&mut target, patch).map_err(bad)?;
             }
             PatchType::Strategic => {
                 if rt.is_custom() {
@@ -1318,12 +1334,11 @@ impl Store {
                 } else {
                     rt.kind.as_str()
                 };
-                patch::strategic_merge_patch(&mut target, patch, kind)
-                    .map_err(|e| bad(e.to_string()))?;
+                patch::strategic_merge_patch(&mut target, patch, kind).map_err(bad)?;
             }
             PatchType::Apply => {
                 target = patch::apply_patch(Some(&target), patch, &rt.kind, !rt.is_custom())
-                    .map_err(|e| ApiError::bad_request(format!("invalid apply patch: {e}")))?;
+                    .map_err(bad)?;
             }
         }
         if subresource == Some(Subresource::Scale) {
@@ -1947,27 +1962,12 @@ impl Store {
             o.insert("kind".into(), json!(rt.kind));
         }
         if let Some(schema) = rt.version(version).and_then(|v| v.schema.clone()) {
-            let Some(map) = obj.as_object_mut() else {
+            if !obj.is_object() {
                 return Err(ApiError::bad_request("object must be a JSON object"));
-            };
-            // Metadata, apiVersion and kind are handled by the server, not by the schema.
-            let metadata = map.remove("metadata");
-            let api_version = map.remove("apiVersion");
-            let kind = map.remove("kind");
+            }
             let before = obj.clone();
             let res = schema::validate_and_prune(&schema, obj);
             let pruned = pruned_paths(&before, obj);
-            if let Some(map) = obj.as_object_mut() {
-                if let Some(m) = metadata {
-                    map.insert("metadata".into(), m);
-                }
-                if let Some(v) = api_version {
-                    map.insert("apiVersion".into(), v);
-                }
-                if let Some(v) = kind {
-                    map.insert("kind".into(), v);
-                }
-            }
             if let Err(causes) = res {
                 return Err(ApiError::invalid(
                     &rt.group,
@@ -1975,7 +1975,7 @@ impl Store {
                     &name,
                     causes
                         .into_iter()
-                        .map(|c| Cause::new(c.reason.as_str(), c.field, c.message))
+                        .map(|c| Cause::new(c.reason_str(), c.field, c.message))
                         .collect(),
                 ));
             }
