@@ -11,7 +11,7 @@ and exits 0 on success, 1 on a Helm error, 2 on bad usage. Helm's own log goes t
 (`--verbose`), so a failing test shows what Helm was doing.
 
     helm_release.py --kubeconfig K --namespace N --chart DIR lint
-    helm_release.py --kubeconfig K --namespace N --chart DIR install NAME [--values JSON]
+    helm_release.py --kubeconfig K --namespace N --chart DIR install NAME [--values JSON] [--create-namespace]
     helm_release.py --kubeconfig K --namespace N --chart DIR upgrade NAME [--values JSON]
     helm_release.py --kubeconfig K --namespace N rollback NAME [--revision N]
     helm_release.py --kubeconfig K --namespace N uninstall NAME
@@ -69,7 +69,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with helm.Config(kubeconfig_path=args.kubeconfig, namespace=args.namespace) as cfg:
         if args.action == "install":
             chart = helm.Chart.load(args.chart)
-            release = cfg.install(chart, args.name, values, namespace=args.namespace, timeout=TIMEOUT_SECONDS)
+            release = cfg.install(
+                chart,
+                args.name,
+                values,
+                namespace=args.namespace,
+                timeout=TIMEOUT_SECONDS,
+                create_namespace=args.create_namespace,
+            )
             return {"release": summary(release)}
         if args.action == "upgrade":
             chart = helm.Chart.load(args.chart)
@@ -93,6 +100,7 @@ def main() -> int:
     parser.add_argument("--chart", help="chart directory")
     parser.add_argument("--values", help="values as a JSON object")
     parser.add_argument("--revision", type=int, help="rollback target revision (default: previous)")
+    parser.add_argument("--create-namespace", action="store_true", help="install: create the namespace")
     parser.add_argument("--verbose", action="store_true", help="Helm's debug log on stderr")
     parser.add_argument("action", choices=["lint", "install", "upgrade", "rollback", "uninstall", "history"])
     parser.add_argument("name", nargs="?", help="release name")
