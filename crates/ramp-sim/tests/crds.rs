@@ -2,6 +2,8 @@
 //! (discovery, OpenAPI); objects are validated and pruned against the version's schema;
 //! deleting a CRD deletes its objects.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers
+
 use std::time::Duration;
 
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};

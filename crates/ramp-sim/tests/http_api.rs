@@ -1,6 +1,8 @@
 //! Raw HTTP against the sim: bad input gets the right 4xx `Status` and stores nothing, and the
 //! wire details clients rely on (query parsing, content negotiation, discovery, protobuf).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers
+
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use kube::client::Body;
