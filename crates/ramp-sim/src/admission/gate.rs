@@ -14,9 +14,6 @@
 //! Not sent to webhooks: the `scale` subresource (the sim would have to build `Scale` objects
 //! for the review), and review resources (`TokenReview`, ...) that are never stored.
 
-// `ApiError` is the server's error type; its size is the server's business.
-#![allow(clippy::result_large_err)]
-
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
