@@ -8,7 +8,9 @@
 //! - [`TestCluster`]: start one on a random port from a test and get a `kube::Client`.
 //! - [`schema`], [`patch`], [`selector`], [`proto`]: pure building blocks (CRD structural
 //!   schemas, the four patch types, label/field selectors, protobuf request bodies).
+//! - [`admission`]: admission webhooks, called as kube-apiserver calls them.
 
+pub mod admission;
 pub mod client;
 pub mod controllers;
 pub mod discovery;

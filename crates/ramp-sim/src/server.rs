@@ -28,6 +28,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::admission::{ServiceMap, UserInfo, WebhookGate, WriteTarget};
 use crate::discovery;
 use crate::errors::{ApiError, ApiResult};
 use crate::openapi;
@@ -76,6 +77,8 @@ struct App {
     config: ServerConfig,
     addr: SocketAddr,
     shutdown: CancellationToken,
+    /// Admission webhooks (see `crate::admission::gate`).
+    admission: WebhookGate,
 }
 
 /// A running API server.
@@ -103,6 +106,7 @@ impl Server {
             config,
             addr,
             shutdown: shutdown.clone(),
+            admission: WebhookGate::new(ServiceMap::new(), admin_user_info()),
         });
         let router = Router::new()
             .route("/sim/v1/route", axum::routing::post(route_requests))
@@ -121,6 +125,12 @@ impl Server {
             app,
             task: Some(task),
         })
+    }
+
+    /// Routes for webhooks declared with `clientConfig.service`: map `namespace/name:port` to a
+    /// loopback URL here (there is no cluster DNS).
+    pub fn webhook_services(&self) -> &ServiceMap {
+        self.app.admission.services()
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -903,7 +913,10 @@ async fn resource_request(
             let opts = write_options(&query)?;
             let bytes = read_body(app, &headers, body).await?;
             let obj = decode_body(&headers, &bytes, false)?;
-            let w = store.create(&gr, ns, obj, &opts)?;
+            let w = app
+                .admission
+                .create(store, write_target(&rt, &rp.version, ns, sub), obj, &opts)
+                .await?;
             Ok(with_warnings(
                 json_response(StatusCode::CREATED, object_bytes(&w.object, &api_version)),
                 &w.warnings,
@@ -913,7 +926,11 @@ async fn resource_request(
             let opts = write_options(&query)?;
             let bytes = read_body(app, &headers, body).await?;
             let obj = decode_body(&headers, &bytes, false)?;
-            let w = store.update(&gr, ns, name, obj, sub, &opts)?;
+            let target = write_target(&rt, &rp.version, ns, sub);
+            let w = app
+                .admission
+                .update(store, target, name, obj, &opts)
+                .await?;
             let out = if sub == Some(Subresource::Scale) {
                 store.get_scale(&gr, ns, name)?
             } else {
@@ -951,7 +968,11 @@ async fn resource_request(
                 serde_json::from_slice::<Value>(&bytes)
                     .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
             };
-            let w = store.patch(&gr, ns, name, patch_type, &patch, sub, &opts)?;
+            let target = write_target(&rt, &rp.version, ns, sub);
+            let w = app
+                .admission
+                .patch(store, target, name, patch_type, &patch, &opts)
+                .await?;
             let body = if sub == Some(Subresource::Scale) {
                 serde_json::to_vec(&store.get_scale(&gr, ns, name)?).unwrap_or_default()
             } else {
@@ -972,6 +993,14 @@ async fn resource_request(
         (Method::DELETE, name) => {
             let bytes = read_body(app, &headers, body).await?;
             let opts = delete_options(&headers, &bytes, &query)?;
+            if let Some(name) = name {
+                let old = store.get(&gr, ns, name)?;
+                let options = delete_options_object(&headers, &bytes);
+                let target = write_target(&rt, &rp.version, ns, sub);
+                app.admission
+                    .admit_delete(store, target, &old, options, opts.dry_run)
+                    .await?;
+            }
             match name {
                 Some(name) => match store.delete(&gr, ns, name, &opts)? {
                     Deleted::Pending(obj) => Ok(json_response(
@@ -994,6 +1023,15 @@ async fn resource_request(
                         field_selector: query.get("fieldSelector").cloned(),
                         ..Default::default()
                     };
+                    let target = write_target(&rt, &rp.version, ns, sub);
+                    if app.admission.may_apply_delete(store, target)? {
+                        let options = delete_options_object(&headers, &bytes);
+                        for old in store.list(&gr, ns, &list)?.items {
+                            app.admission
+                                .admit_delete(store, target, &old, options.clone(), opts.dry_run)
+                                .await?;
+                        }
+                    }
                     let deleted = store.delete_collection(&gr, ns, &list, &opts)?;
                     let meta = list_meta(store.resource_version(), None, None);
                     let mut buf = list_prefix(&rt.list_kind, &api_version, &meta);
@@ -1012,6 +1050,42 @@ async fn resource_request(
             "{m} is not supported here for {gr}"
         ))),
     }
+}
+
+/// The target of a write, for admission.
+fn write_target<'a>(
+    rt: &'a ResourceType,
+    version: &'a str,
+    namespace: Option<&'a str>,
+    subresource: Option<Subresource>,
+) -> WriteTarget<'a> {
+    WriteTarget {
+        rt,
+        version,
+        namespace,
+        subresource,
+    }
+}
+
+/// Who every request is (the sim authenticates one user), as AdmissionReview `userInfo`.
+fn admin_user_info() -> UserInfo {
+    UserInfo {
+        username: ADMIN_USER.to_string(),
+        uid: "ramp-sim-admin".to_string(),
+        groups: vec![
+            "system:masters".to_string(),
+            "system:authenticated".to_string(),
+        ],
+        extra: Default::default(),
+    }
+}
+
+/// The DeleteOptions body as sent (for AdmissionReview `options`), if it was JSON.
+fn delete_options_object(headers: &HeaderMap, bytes: &[u8]) -> Option<Value> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    decode_body(headers, bytes, false).ok()
 }
 
 fn delete_options(
