@@ -1,1 +1,26 @@
-//! The embedded Kubernetes-compatible cluster.
+//! The embedded cluster: a Kubernetes-compatible API server that keeps everything in memory.
+//!
+//! - [`store`]: the object store (resource versions, watch history, finalizers, garbage
+//!   collection, CRD registration). In-process controllers use it directly.
+//! - [`server`]: the HTTP API on top of it (discovery, OpenAPI, all verbs, watch, tables).
+//! - [`TestCluster`]: start one on a random port from a test and get a `kube::Client`.
+//! - [`schema`], [`patch`], [`selector`], [`proto`]: pure building blocks (CRD structural
+//!   schemas, the four patch types, label/field selectors, protobuf request bodies).
+
+pub mod client;
+pub mod discovery;
+pub mod errors;
+pub mod openapi;
+pub mod patch;
+pub mod proto;
+pub mod resources;
+pub mod schema;
+pub mod selector;
+pub mod server;
+pub mod store;
+pub mod table;
+pub mod watch;
+
+pub use client::{ClusterError, TestCluster, load_manifests, shared_crds_dir};
+pub use server::{Server, ServerConfig};
+pub use store::Store;
