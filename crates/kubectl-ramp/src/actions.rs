@@ -357,11 +357,7 @@ pub fn undo(ro: &Rollout, deployment: &Deployment, replicasets: &[ReplicaSet]) -
                 rs.metadata.name.as_deref().unwrap_or_default()
             ))
         })?;
-    if let Some(labels) = template
-        .metadata
-        .as_mut()
-        .and_then(|m| m.labels.as_mut())
-    {
+    if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
         labels.remove(POD_TEMPLATE_HASH_LABEL);
     }
     let template = serde_json::to_value(&template)

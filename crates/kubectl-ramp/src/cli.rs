@@ -10,10 +10,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Watch, approve and steer ramp canary rollouts.
+///
+/// Parse with [`Cli::parse_args`] so that help reads `kubectl ramp …`.
 #[derive(Parser, Debug, Clone, PartialEq)]
 #[command(
     name = "kubectl-ramp",
-    bin_name = "kubectl ramp",
     about = "Watch, approve and steer ramp canary rollouts (rollouts.ramp.dev)",
     disable_version_flag = true,
     propagate_version = false
@@ -152,6 +153,21 @@ pub enum Command {
     Version,
 }
 
+impl Cli {
+    /// Parses arguments, with help and errors naming the command as users type
+    /// it (`kubectl ramp`).
+    pub fn parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut cmd = Cli::command().bin_name("kubectl ramp");
+        let matches = cmd.try_get_matches_from_mut(args)?;
+        Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
+    }
+}
+
 impl Command {
     /// Whether the command needs a connection to the cluster.
     pub fn needs_cluster(&self) -> bool {
@@ -244,7 +260,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("kubectl-ramp").chain(args.iter().copied()))
+        Cli::parse_args(std::iter::once("kubectl-ramp").chain(args.iter().copied()))
     }
 
     #[test]
@@ -266,13 +282,26 @@ mod tests {
         let err = parse_rollout_ref("deployment/demo").unwrap_err();
         assert!(err.contains("'deployment' is not a rollout"), "{err}");
         assert!(parse_rollout_ref("ro/").unwrap_err().contains("empty"));
-        assert!(parse_rollout_ref("Demo").unwrap_err().contains("invalid rollout name 'Demo'"));
+        assert!(
+            parse_rollout_ref("Demo")
+                .unwrap_err()
+                .contains("invalid rollout name 'Demo'")
+        );
     }
 
     #[test]
     fn kubectl_flags_go_anywhere() {
-        let cli = parse(&["approve", "ro/demo", "-n", "team", "--context", "kind", "--step", "2"])
-            .unwrap();
+        let cli = parse(&[
+            "approve",
+            "ro/demo",
+            "-n",
+            "team",
+            "--context",
+            "kind",
+            "--step",
+            "2",
+        ])
+        .unwrap();
         assert_eq!(cli.global.namespace.as_deref(), Some("team"));
         assert_eq!(cli.global.context.as_deref(), Some("kind"));
         assert_eq!(
@@ -282,21 +311,44 @@ mod tests {
                 step: Some(2)
             }
         );
-        let cli = parse(&["--kubeconfig", "/tmp/kc", "--namespace=prod", "status", "demo", "-w"])
-            .unwrap();
+        let cli = parse(&[
+            "--kubeconfig",
+            "/tmp/kc",
+            "--namespace=prod",
+            "status",
+            "demo",
+            "-w",
+        ])
+        .unwrap();
         assert_eq!(cli.global.kubeconfig, Some(PathBuf::from("/tmp/kc")));
         assert_eq!(cli.global.namespace.as_deref(), Some("prod"));
-        assert!(matches!(cli.command, Command::Status { watch: true, output: None, .. }));
+        assert!(matches!(
+            cli.command,
+            Command::Status {
+                watch: true,
+                output: None,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn list_all_namespaces_and_status_output() {
         let cli = parse(&["list", "-A"]).unwrap();
-        assert_eq!(cli.command, Command::List { all_namespaces: true });
+        assert_eq!(
+            cli.command,
+            Command::List {
+                all_namespaces: true
+            }
+        );
         let cli = parse(&["status", "rollout/demo", "-o", "yaml"]).unwrap();
         assert!(matches!(
             cli.command,
-            Command::Status { output: Some(OutputFormat::Yaml), watch: false, .. }
+            Command::Status {
+                output: Some(OutputFormat::Yaml),
+                watch: false,
+                ..
+            }
         ));
         let cli = parse(&["status", "demo", "--watch", "--timeout", "10m"]).unwrap();
         assert!(matches!(
@@ -329,14 +381,24 @@ mod tests {
     fn promote_full_and_convert() {
         assert_eq!(
             parse(&["promote", "demo", "--full"]).unwrap().command,
-            Command::Promote { rollout: "demo".into(), full: true }
+            Command::Promote {
+                rollout: "demo".into(),
+                full: true
+            }
         );
         assert_eq!(
             parse(&["convert", "-f", "kruise.yaml"]).unwrap().command,
-            Command::Convert { filename: "kruise.yaml".into() }
+            Command::Convert {
+                filename: "kruise.yaml".into()
+            }
         );
         assert!(!Command::Version.needs_cluster());
-        assert!(Command::Undo { rollout: "x".into() }.needs_cluster());
+        assert!(
+            Command::Undo {
+                rollout: "x".into()
+            }
+            .needs_cluster()
+        );
     }
 
     #[test]

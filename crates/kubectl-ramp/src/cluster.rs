@@ -195,7 +195,9 @@ impl Cluster {
                 403 => Error::Forbidden(format!(
                     "forbidden: you may not {verb} {resource}{group_note} in namespace '{}'{}",
                     self.namespace,
-                    object.map(|o| format!(" (object '{o}')")).unwrap_or_default()
+                    object
+                        .map(|o| format!(" (object '{o}')"))
+                        .unwrap_or_default()
                 )),
                 404 => Error::NotFound(format!(
                     "{what} not found in namespace '{}'",

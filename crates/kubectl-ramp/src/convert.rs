@@ -294,7 +294,10 @@ fn convert_spec(v: &Value, version: KruiseVersion, notes: &mut Vec<Note>) -> Res
         "trafficRoutingRef",
         "ramp's routing is set in spec.strategy.canary.trafficRoutings",
     );
-    s.unsupported("rolloutID", "deprecated in OpenKruise; ramp tracks revisions itself");
+    s.unsupported(
+        "rolloutID",
+        "deprecated in OpenKruise; ramp tracks revisions itself",
+    );
     if let Some(st) = s.take("strategy") {
         out.insert("strategy".into(), convert_strategy(&st, version, s.notes)?);
     } else {
@@ -325,7 +328,11 @@ fn convert_canary(v: &Value, version: KruiseVersion, notes: &mut Vec<Note>) -> R
     let extra = c.take("enableExtraWorkloadForCanary");
     if version == KruiseVersion::V1beta1 && extra.as_ref().and_then(Value::as_bool) != Some(true) {
         let p = c.at("enableExtraWorkloadForCanary");
-        let how = if extra.is_some() { "false" } else { "absent (OpenKruise's default is false)" };
+        let how = if extra.is_some() {
+            "false"
+        } else {
+            "absent (OpenKruise's default is false)"
+        };
         c.note(
             p,
             format!(
@@ -537,8 +544,7 @@ pub fn convert_manifest(source: &str, text: &str) -> Result<Converted> {
                 "{source}: {label} is not an OpenKruise Rollout; copied unchanged"
             ));
             docs_out.push(
-                serde_yaml::to_string(&doc)
-                    .map_err(|e| Error::Io(format!("writing YAML: {e}")))?,
+                serde_yaml::to_string(&doc).map_err(|e| Error::Io(format!("writing YAML: {e}")))?,
             );
             continue;
         };
@@ -554,9 +560,8 @@ pub fn convert_manifest(source: &str, text: &str) -> Result<Converted> {
                 list.join("\n")
             )));
         }
-        docs_out.push(
-            serde_yaml::to_string(&ro).map_err(|e| Error::Io(format!("writing YAML: {e}")))?,
-        );
+        docs_out
+            .push(serde_yaml::to_string(&ro).map_err(|e| Error::Io(format!("writing YAML: {e}")))?);
         rollouts.push(ro);
     }
     if rollouts.is_empty() {

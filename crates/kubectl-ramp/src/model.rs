@@ -191,7 +191,10 @@ pub fn finished_healthy(ro: &Rollout, workload: Option<&Deployment>) -> bool {
         return true;
     };
     let generation = d.metadata.generation;
-    if behind(canary(ro).and_then(|c| c.observed_workload_generation), generation) {
+    if behind(
+        canary(ro).and_then(|c| c.observed_workload_generation),
+        generation,
+    ) {
         return false;
     }
     let spec = d.spec.as_ref();
@@ -345,6 +348,92 @@ pub fn human_duration(seconds: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, Time};
+
+    fn rollout(status: serde_json::Value) -> Rollout {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "rollouts.ramp.dev/v1beta1", "kind": "Rollout",
+            "metadata": {"name": "web", "namespace": "shop", "generation": 4,
+                         "creationTimestamp": "2026-03-01T11:00:00Z"},
+            "spec": {"workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                     "strategy": {"canary": {"steps": [{"replicas": 1}, {"replicas": 2}]}}},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn no_status_long_after_creation_means_no_operator() {
+        let ro = rollout(serde_json::Value::Null);
+        assert_eq!(operator_stalled(&ro, ts("2026-03-01T11:00:20Z"), 30), None);
+        assert_eq!(
+            operator_stalled(&ro, ts("2026-03-01T11:02:00Z"), 30).as_deref(),
+            Some(
+                "rollout 'web' has no status 2m after it was created: the ramp operator is not running or not watching namespace 'shop'"
+            )
+        );
+    }
+
+    #[test]
+    fn an_unobserved_spec_change_is_timed_from_managed_fields() {
+        let mut ro = rollout(serde_json::json!({"observedGeneration": 3, "phase": "Progressing"}));
+        let entry = |sub: Option<&str>, t: &str| ManagedFieldsEntry {
+            manager: Some("kubectl".into()),
+            subresource: sub.map(str::to_string),
+            time: Some(Time(ts(t))),
+            ..Default::default()
+        };
+        ro.metadata.managed_fields = Some(vec![
+            entry(None, "2026-03-01T11:50:00Z"),
+            // Status writes do not count as spec changes.
+            entry(Some("status"), "2026-03-01T11:59:59Z"),
+        ]);
+        assert_eq!(operator_stalled(&ro, ts("2026-03-01T11:50:10Z"), 30), None);
+        assert_eq!(
+            operator_stalled(&ro, ts("2026-03-01T12:00:00Z"), 30).as_deref(),
+            Some(
+                "rollout 'web' changed 10m ago (generation 4) but the ramp operator has not acted on it (status.observedGeneration 3): is the operator running?"
+            )
+        );
+        let current = rollout(serde_json::json!({"observedGeneration": 4, "phase": "Progressing"}));
+        assert_eq!(
+            operator_stalled(&current, ts("2026-03-02T00:00:00Z"), 30),
+            None
+        );
+    }
+
+    #[test]
+    fn healthy_counts_as_finished_only_once_the_workload_has_rolled_out() {
+        let ro = rollout(
+            serde_json::json!({"observedGeneration": 4, "phase": "Healthy",
+            "canaryStatus": {"observedWorkloadGeneration": 7, "currentStepIndex": 2, "currentStepState": "Completed"}}),
+        );
+        let d = |generation: i64, paused: bool, updated: i32| -> Deployment {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "web", "generation": generation},
+                "spec": {"replicas": 3, "paused": paused, "selector": {}, "template": {}},
+                "status": {"observedGeneration": generation, "updatedReplicas": updated},
+            }))
+            .unwrap()
+        };
+        assert!(finished_healthy(&ro, Some(&d(7, false, 3))));
+        assert!(finished_healthy(&ro, None));
+        // A template change ramp has not seen yet.
+        assert!(!finished_healthy(&ro, Some(&d(8, false, 3))));
+        // Still paused, or not fully rolled out.
+        assert!(!finished_healthy(&ro, Some(&d(7, true, 3))));
+        assert!(!finished_healthy(&ro, Some(&d(7, false, 2))));
+        // The Rollout spec changed and the operator has not looked yet.
+        let behind = rollout(serde_json::json!({"observedGeneration": 3, "phase": "Healthy"}));
+        assert!(!finished_healthy(&behind, None));
+        let progressing =
+            rollout(serde_json::json!({"observedGeneration": 4, "phase": "Progressing"}));
+        assert!(!finished_healthy(&progressing, None));
+    }
 
     #[test]
     fn kubectl_style_ages() {

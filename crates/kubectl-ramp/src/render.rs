@@ -12,8 +12,8 @@ use ramp_api::{FinalisingStep, Rollout, RolloutPhase, StepState};
 use serde_json::Value;
 
 use crate::model::{
-    self, OPERATOR_STALL_SECONDS, canary, canary_traffic, canary_weight, describe_step, human_duration,
-    operator_stalled, pause_remaining, phase, state_reason, step_of, steps,
+    self, OPERATOR_STALL_SECONDS, canary, canary_traffic, canary_weight, describe_step,
+    human_duration, operator_stalled, pause_remaining, phase, state_reason, step_of, steps,
 };
 
 /// Terminal styling; every method is the identity when colour is off.
@@ -200,10 +200,7 @@ fn progress(ro: &Rollout, now: Timestamp) -> Option<String> {
                 c.current_step_index
             ),
         },
-        StepState::StepReady => format!(
-            "{} {pods} · step done, moving on",
-            bar(ready, want)
-        ),
+        StepState::StepReady => format!("{} {pods} · step done, moving on", bar(ready, want)),
         StepState::Completed => {
             let at = c
                 .finalising_step
@@ -442,7 +439,11 @@ pub fn render_status(input: &StatusInput<'_>, style: Style) -> String {
             Some(RolloutPhase::Progressing) => field(
                 &mut out,
                 "Step",
-                &format!("{step} · {} · {}", c.current_step_state, state_reason(ro, c)),
+                &format!(
+                    "{step} · {} · {}",
+                    c.current_step_state,
+                    state_reason(ro, c)
+                ),
             ),
             Some(RolloutPhase::Aborted) => field(&mut out, "Step", &format!("{step} · aborted")),
             _ => {}
@@ -527,11 +528,19 @@ pub fn render_status(input: &StatusInput<'_>, style: Style) -> String {
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let mut text = format!("{} {:>2}  {}", mark(marks[i], style), i + 1, describe_step(s));
+            let mut text = format!(
+                "{} {:>2}  {}",
+                mark(marks[i], style),
+                i + 1,
+                describe_step(s)
+            );
             if marks[i] == Mark::Current
                 && let Some(c) = c
             {
-                text.push_str(&format!("  ← {}", style.yellow(&c.current_step_state.to_string())));
+                text.push_str(&format!(
+                    "  ← {}",
+                    style.yellow(&c.current_step_state.to_string())
+                ));
             } else if marks[i] == Mark::Failed {
                 text.push_str(&format!("  ← {}", style.red("aborted here")));
             }
@@ -583,7 +592,10 @@ pub fn render_status(input: &StatusInput<'_>, style: Style) -> String {
             .iter()
             .find(|d| d.metadata.name.as_deref() == Some(name))
     };
-    for (name, role) in [(workload.as_str(), "stable"), (canary_workload.as_str(), "canary")] {
+    for (name, role) in [
+        (workload.as_str(), "stable"),
+        (canary_workload.as_str(), "canary"),
+    ] {
         match find_d(name) {
             Some(d) => {
                 let mut detail = format!("{} · {}", ready_text(d), images(d));
@@ -613,7 +625,10 @@ pub fn render_status(input: &StatusInput<'_>, style: Style) -> String {
         .and_then(|c| c.traffic_routings.first());
     if let Some(r) = routing {
         let canary_svc = canary_service_name(&r.service);
-        for (name, role) in [(r.service.as_str(), "stable"), (canary_svc.as_str(), "canary")] {
+        for (name, role) in [
+            (r.service.as_str(), "stable"),
+            (canary_svc.as_str(), "canary"),
+        ] {
             match input
                 .services
                 .iter()
@@ -744,13 +759,10 @@ pub fn render_list(rollouts: &[Rollout], all_namespaces: bool, now: Timestamp) -
             ),
             None => ("-".into(), "-".into(), "-".into()),
         };
-        let age = ro
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map_or_else(|| "<unknown>".into(), |t| {
-                human_duration(now.as_second() - t.0.as_second())
-            });
+        let age = ro.metadata.creation_timestamp.as_ref().map_or_else(
+            || "<unknown>".into(),
+            |t| human_duration(now.as_second() - t.0.as_second()),
+        );
         let mut row = vec![
             model::name(ro).to_string(),
             status,
@@ -838,6 +850,9 @@ mod tests {
                 {"destination": {"host": "svc-canary"}, "weight": 20}
             ]
         });
-        assert_eq!(describe_http_route(1, &r), "http[1] main  → svc 80%, svc-canary 20%");
+        assert_eq!(
+            describe_http_route(1, &r),
+            "http[1] main  → svc 80%, svc-canary 20%"
+        );
     }
 }

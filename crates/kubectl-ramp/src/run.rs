@@ -39,16 +39,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 ramp_api::names::VERSION
             ));
         }
-        Command::Completion { shell } => {
-            let shell = match shell {
-                CompletionShell::Bash => clap_complete::Shell::Bash,
-                CompletionShell::Zsh => clap_complete::Shell::Zsh,
-                CompletionShell::Fish => clap_complete::Shell::Fish,
-            };
-            let mut buf = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "kubectl-ramp", &mut buf);
-            return print(&String::from_utf8_lossy(&buf));
-        }
+        Command::Completion { shell } => return print(&completion(*shell)),
         Command::Convert { filename } => return convert(filename),
         _ => {}
     }
@@ -122,6 +113,44 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Undo { rollout } => undo(&cluster, &rollout).await,
         Command::Version | Command::Completion { .. } | Command::Convert { .. } => Ok(()),
+    }
+}
+
+/// The completion script for the `kubectl-ramp` executable (kubectl ≥ 1.26
+/// forwards `kubectl ramp <TAB>` to it through a `kubectl_complete-ramp` helper).
+pub fn completion(shell: CompletionShell) -> String {
+    let mut cmd = Cli::command();
+    let mut buf = Vec::new();
+    match shell {
+        CompletionShell::Bash => {
+            // clap_complete 4.6 names bash functions inconsistently when the
+            // binary name has a '-': generate for `kubectl_ramp`, then register
+            // the functions for the real name.
+            clap_complete::generate(
+                clap_complete::Shell::Bash,
+                &mut cmd,
+                "kubectl_ramp",
+                &mut buf,
+            );
+            String::from_utf8_lossy(&buf)
+                .lines()
+                .map(|l| match l.strip_suffix(" kubectl_ramp") {
+                    Some(head) if l.trim_start().starts_with("complete ") => {
+                        format!("{head} kubectl-ramp\n")
+                    }
+                    _ => format!("{l}\n"),
+                })
+                .collect()
+        }
+        CompletionShell::Zsh | CompletionShell::Fish => {
+            let sh = if shell == CompletionShell::Zsh {
+                clap_complete::Shell::Zsh
+            } else {
+                clap_complete::Shell::Fish
+            };
+            clap_complete::generate(sh, &mut cmd, "kubectl-ramp", &mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        }
     }
 }
 

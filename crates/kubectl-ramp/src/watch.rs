@@ -31,18 +31,32 @@ enum Update {
     Ignored,
 }
 
-/// Maps a single-object watch (field selector on the name) to upserts and deletes.
-fn by_name<K, F>(stream: BoxStream<'static, watcher::Result<watcher::Event<K>>>, f: F) -> BoxStream<'static, Update>
+/// Maps a single-object watch (field selector on the name) to upserts and
+/// deletes. A re-list (Init … InitDone) only reports the object gone when the
+/// list did not contain it, so a reconnect never flashes "missing".
+fn by_name<K, F>(
+    stream: BoxStream<'static, watcher::Result<watcher::Event<K>>>,
+    f: F,
+) -> BoxStream<'static, Update>
 where
     K: Send + 'static,
     F: Fn(Option<K>) -> Update + Send + Sync + 'static,
 {
+    let mut listed = false;
     stream
         .map(move |ev| match ev {
-            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => f(Some(o)),
-            Ok(watcher::Event::Delete(_) | watcher::Event::Init) => f(None),
-            Ok(watcher::Event::InitDone) => Update::Ignored,
-            Err(_) => Update::Ignored,
+            Ok(watcher::Event::Apply(o)) => f(Some(o)),
+            Ok(watcher::Event::InitApply(o)) => {
+                listed = true;
+                f(Some(o))
+            }
+            Ok(watcher::Event::Delete(_)) => f(None),
+            Ok(watcher::Event::Init) => {
+                listed = false;
+                Update::Ignored
+            }
+            Ok(watcher::Event::InitDone) if !listed => f(None),
+            Ok(watcher::Event::InitDone) | Err(_) => Update::Ignored,
         })
         .boxed()
 }
@@ -176,15 +190,23 @@ pub async fn watch(
     let ns = cluster.namespace.clone();
     let client = cluster.client.clone();
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), &ns);
+    let mut listed = false;
     streams.push(
         watcher(rollouts, config_for(name))
             .default_backoff()
-            .map(|ev| match ev {
-                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+            .map(move |ev| match ev {
+                Ok(watcher::Event::Apply(o)) => Update::Rollout(Some(Box::new(o))),
+                Ok(watcher::Event::InitApply(o)) => {
+                    listed = true;
                     Update::Rollout(Some(Box::new(o)))
                 }
                 Ok(watcher::Event::Delete(_)) => Update::Rollout(None),
-                Ok(_) => Update::Ignored,
+                Ok(watcher::Event::Init) => {
+                    listed = false;
+                    Update::Ignored
+                }
+                Ok(watcher::Event::InitDone) if !listed => Update::Rollout(None),
+                Ok(watcher::Event::InitDone) => Update::Ignored,
                 Err(e) => Update::RolloutError(e),
             })
             .boxed(),
@@ -281,9 +303,17 @@ pub async fn watch(
             },
             _ = tick.tick(), if screen.in_place => true,
             () = sleep => {
+                let now = position(&state.rollout);
+                let extra = if phase(&state.rollout) == Some(RolloutPhase::Healthy) {
+                    format!(
+                        "; deployment '{}' is paused or not fully rolled out",
+                        state.rollout.spec.workload_ref.name
+                    )
+                } else {
+                    String::new()
+                };
                 return Err(Error::WatchFailed(format!(
-                    "timed out waiting for rollout '{name}' to finish (now {})",
-                    position(&state.rollout)
+                    "timed out waiting for rollout '{name}' to finish (now {now}{extra})"
                 )));
             }
         };

@@ -22,13 +22,7 @@ fn fixture_rollout(state: &str) -> Rollout {
 /// The step-2-paused rollout with its canary status edited.
 fn at(step: i32, state: StepState) -> Rollout {
     let mut ro = fixture_rollout("step2-paused");
-    let c = ro
-        .status
-        .as_mut()
-        .unwrap()
-        .canary_status
-        .as_mut()
-        .unwrap();
+    let c = ro.status.as_mut().unwrap().canary_status.as_mut().unwrap();
     c.current_step_index = step;
     c.current_step_state = state;
     ro
@@ -76,12 +70,22 @@ fn approve_tests_index_and_state_then_sets_step_ready() {
 
     let approved = apply(&ro, &plan).unwrap();
     assert_eq!(
-        approved.status.as_ref().unwrap().canary_status.as_ref().unwrap().current_step_state,
+        approved
+            .status
+            .as_ref()
+            .unwrap()
+            .canary_status
+            .as_ref()
+            .unwrap()
+            .current_step_state,
         StepState::StepReady
     );
     // The same patch sent twice (two people approving at once) fails its guard.
     let err = apply(&approved, &plan).unwrap_err();
-    assert!(err.contains("/status/canaryStatus/currentStepState"), "{err}");
+    assert!(
+        err.contains("/status/canaryStatus/currentStepState"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -118,7 +122,10 @@ fn approve_says_why_when_not_paused() {
         "rollout 'rollouts-demo' is at step 2/3 in state StepReady (approved; moving to the next step); nothing to approve"
     );
     assert_eq!(
-        refused(actions::approve(&at(2, StepState::StepTrafficRouting), None)),
+        refused(actions::approve(
+            &at(2, StepState::StepTrafficRouting),
+            None
+        )),
         "rollout 'rollouts-demo' is at step 2/3 in state StepTrafficRouting (moving traffic for the step); nothing to approve"
     );
     assert_eq!(
@@ -165,11 +172,21 @@ fn abort_is_guarded_by_phase_and_step() {
             {"op": "add", "path": "/status/canaryStatus/requestedAction", "value": "Abort"},
         ])
     );
-    assert_eq!(plan.done, "rollout 'rollouts-demo' abort requested at step 2/3");
+    assert_eq!(
+        plan.done,
+        "rollout 'rollouts-demo' abort requested at step 2/3"
+    );
     assert_eq!(plan.event.reason, "AbortRequested");
     let requested = apply(&ro, &plan).unwrap();
     assert_eq!(
-        requested.status.as_ref().unwrap().canary_status.as_ref().unwrap().requested_action,
+        requested
+            .status
+            .as_ref()
+            .unwrap()
+            .canary_status
+            .as_ref()
+            .unwrap()
+            .requested_action,
         Some(RolloutAction::Abort)
     );
     assert_eq!(
@@ -234,17 +251,26 @@ fn promote_full_is_guarded_by_phase_and_step() {
 fn pause_and_resume_are_merge_patches_on_the_spec() {
     let ro = at(2, StepState::StepPaused);
     let plan = actions::set_paused(&ro, true);
-    assert_eq!(plan.write, Write::RolloutMerge(json!({"spec": {"strategy": {"paused": true}}})));
+    assert_eq!(
+        plan.write,
+        Write::RolloutMerge(json!({"spec": {"strategy": {"paused": true}}}))
+    );
     assert_eq!(plan.done, "rollout 'rollouts-demo' paused");
     assert_eq!(plan.event.reason, "Paused");
     let already = actions::set_paused(&ro, false);
     assert_eq!(already.write, Write::Nothing);
-    assert_eq!(already.done, "rollout 'rollouts-demo' is already not paused");
+    assert_eq!(
+        already.done,
+        "rollout 'rollouts-demo' is already not paused"
+    );
 
     let mut paused = ro;
     paused.spec.strategy.paused = true;
     let plan = actions::set_paused(&paused, false);
-    assert_eq!(plan.write, Write::RolloutMerge(json!({"spec": {"strategy": {"paused": false}}})));
+    assert_eq!(
+        plan.write,
+        Write::RolloutMerge(json!({"spec": {"strategy": {"paused": false}}}))
+    );
     assert_eq!(plan.done, "rollout 'rollouts-demo' resumed");
 }
 
@@ -348,7 +374,12 @@ fn undo_refusals_name_what_is_missing() {
     ));
     assert!(msg.contains("already has the stable pod template"), "{msg}");
     let msg = refused(actions::undo(&fixture_rollout("healthy"), &workload(), &[]));
-    assert!(msg.starts_with("rollout 'rollouts-demo' is Healthy: there is no rollout in progress to undo"), "{msg}");
+    assert!(
+        msg.starts_with(
+            "rollout 'rollouts-demo' is Healthy: there is no rollout in progress to undo"
+        ),
+        "{msg}"
+    );
 }
 
 #[test]

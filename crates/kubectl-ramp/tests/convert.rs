@@ -34,7 +34,12 @@ fn the_issue_manifest_converts_with_the_same_steps_and_routing() {
     assert_eq!(out.rollouts.len(), 1);
     // What is printed parses back as a ramp Rollout, and it is valid.
     let ro: Rollout = serde_yaml::from_str(&out.yaml).unwrap();
-    assert!(out.yaml.starts_with("apiVersion: rollouts.ramp.dev/v1beta1\nkind: Rollout\n"), "{}", out.yaml);
+    assert!(
+        out.yaml
+            .starts_with("apiVersion: rollouts.ramp.dev/v1beta1\nkind: Rollout\n"),
+        "{}",
+        out.yaml
+    );
     assert_eq!(validate_rollout(&ro), vec![]);
     assert_eq!(ro.metadata.name.as_deref(), Some("rollouts-demo"));
     assert_eq!(ro.spec.workload_ref.name, "workload-demo");
@@ -45,12 +50,18 @@ fn the_issue_manifest_converts_with_the_same_steps_and_routing() {
     assert_eq!(c.steps[0].replicas, Some(IntOrString::Int(1)));
     assert_eq!(c.steps[0].traffic, None);
     let h = &c.steps[0].matches[0].headers[0];
-    assert_eq!((h.name.as_str(), h.value.as_str(), h.type_), ("version", "canary", Some(ValueMatchType::Exact)));
+    assert_eq!(
+        (h.name.as_str(), h.value.as_str(), h.type_),
+        ("version", "canary", Some(ValueMatchType::Exact))
+    );
     assert_eq!(c.steps[1].traffic.as_deref(), Some("50%"));
     assert_eq!(c.steps[1].replicas, Some(IntOrString::String("50%".into())));
     assert_eq!(c.steps[2].traffic.as_deref(), Some("80%"));
     assert_eq!(c.steps[2].replicas, Some(IntOrString::String("80%".into())));
-    assert!(c.steps.iter().all(|s| s.pause.is_none()), "every step waits for approval, as in Kruise");
+    assert!(
+        c.steps.iter().all(|s| s.pause.is_none()),
+        "every step waits for approval, as in Kruise"
+    );
 
     assert_eq!(c.traffic_routings.len(), 1);
     assert_eq!(c.traffic_routings[0].service, "service-demo");
@@ -115,7 +126,10 @@ status:
         .iter()
         .map(|n| n.trim_start_matches("f.yaml: Rollout 'web': ").to_string())
         .collect();
-    let paths: Vec<&str> = notes.iter().map(|n| n.split(": ").next().unwrap()).collect();
+    let paths: Vec<&str> = notes
+        .iter()
+        .map(|n| n.split(": ").next().unwrap())
+        .collect();
     assert_eq!(
         paths,
         vec![
@@ -128,13 +142,22 @@ status:
         ],
         "{notes:#?}"
     );
-    assert!(notes[3].contains("DestinationRule \"web\" is not supported by ramp"), "{}", notes[3]);
+    assert!(
+        notes[3].contains("DestinationRule \"web\" is not supported by ramp"),
+        "{}",
+        notes[3]
+    );
     let ro = &out.rollouts[0];
     assert_eq!(ro.metadata.namespace.as_deref(), Some("shop"));
     assert_eq!(ro.metadata.uid, None);
     assert_eq!(ro.metadata.resource_version, None);
     assert_eq!(
-        ro.metadata.annotations.as_ref().unwrap().keys().collect::<Vec<_>>(),
+        ro.metadata
+            .annotations
+            .as_ref()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
         vec!["team"]
     );
     let c = ro.spec.strategy.canary.as_ref().unwrap();
@@ -176,7 +199,10 @@ spec:
 #[test]
 fn an_invalid_result_is_refused_with_every_field_path() {
     let text = KRUISE
-        .replace("      - {traffic: 80%, replicas: 80%}", "      - {traffic: 80%}")
+        .replace(
+            "      - {traffic: 80%, replicas: 80%}",
+            "      - {traffic: 80%}",
+        )
         .replace("name: version", "name: \"\"");
     let err = convert_manifest("k.yaml", &text).unwrap_err();
     let Error::Invalid(msg) = err else {
@@ -200,14 +226,23 @@ fn other_documents_are_copied_and_a_file_without_a_rollout_is_an_error() {
     assert_eq!(docs.len(), 2);
     assert!(docs[0].contains("kind: Service"));
     assert!(docs[1].contains("apiVersion: rollouts.ramp.dev/v1beta1"));
-    assert!(out.notes[0].contains("Service 'service-demo' is not an OpenKruise Rollout; copied unchanged"));
+    assert!(
+        out.notes[0]
+            .contains("Service 'service-demo' is not an OpenKruise Rollout; copied unchanged")
+    );
 
-    let err = convert_manifest("svc.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n")
-        .unwrap_err();
+    let err = convert_manifest(
+        "svc.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n",
+    )
+    .unwrap_err();
     assert_eq!(
         err,
         Error::Invalid("svc.yaml: no OpenKruise Rollout found (apiVersion rollouts.kruise.io/v1beta1 or v1alpha1, kind Rollout)".into())
     );
     let err = convert_manifest("bad.yaml", "a: [").unwrap_err();
-    assert!(matches!(&err, Error::Invalid(m) if m.starts_with("bad.yaml: document 1:")), "{err:?}");
+    assert!(
+        matches!(&err, Error::Invalid(m) if m.starts_with("bad.yaml: document 1:")),
+        "{err:?}"
+    );
 }

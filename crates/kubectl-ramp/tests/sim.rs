@@ -99,9 +99,13 @@ async fn put_rollout(c: &TestCluster, ns: &str, state: &str) -> Rollout {
 
 async fn set_status(c: &TestCluster, ns: &str, status: Value) -> Rollout {
     let api: Api<Rollout> = Api::namespaced(c.client(), ns);
-    api.patch_status(NAME, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
-        .await
-        .unwrap()
+    api.patch_status(
+        NAME,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": status})),
+    )
+    .await
+    .unwrap()
 }
 
 async fn set_step(c: &TestCluster, index: i32, state: StepState) -> Rollout {
@@ -165,7 +169,10 @@ async fn approve_then_double_approve() {
         "error: rollout 'rollouts-demo' is at step 2/3 in state StepReady (approved; moving to the next step); nothing to approve\n"
     );
     assert_eq!(out.stdout, "");
-    assert_eq!(get(&c, "default").await.resource_version(), after.resource_version());
+    assert_eq!(
+        get(&c, "default").await.resource_version(),
+        after.resource_version()
+    );
     assert_eq!(events(&c).await.len(), 1);
 }
 
@@ -196,7 +203,10 @@ async fn stale_step_and_not_paused_change_nothing() {
         out.stderr,
         "error: rollout 'rollouts-demo' is at step 2/3 in state StepUpgrade (waiting for 1/2 canary pods to be ready); nothing to approve\n"
     );
-    assert_eq!(get(&c, "default").await.resource_version(), before2.resource_version());
+    assert_eq!(
+        get(&c, "default").await.resource_version(),
+        before2.resource_version()
+    );
     assert!(events(&c).await.is_empty());
 }
 
@@ -221,14 +231,19 @@ async fn the_server_side_guard_stops_an_approval_that_lost_the_race() {
             "rollout 'rollouts-demo' moved on (now step 3/3 StepUpgrade); not approved".into()
         )
     );
-    assert_eq!(step_state(&get(&c, "default").await), (3, StepState::StepUpgrade));
+    assert_eq!(
+        step_state(&get(&c, "default").await),
+        (3, StepState::StepUpgrade)
+    );
 
     // And when the state changed but not the index (already approved).
     set_step(&c, 2, StepState::StepReady).await;
     let err = k.apply(&seen, &plan).await.unwrap_err();
     assert_eq!(
         err,
-        Error::Race("rollout 'rollouts-demo' moved on (now step 2/3 StepReady); not approved".into())
+        Error::Race(
+            "rollout 'rollouts-demo' moved on (now step 2/3 StepReady); not approved".into()
+        )
     );
 }
 
@@ -239,14 +254,21 @@ async fn abort_retry_and_promote() {
 
     let out = run(&c, &["abort", NAME]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(out.stdout, "rollout 'rollouts-demo' abort requested at step 2/3\n");
+    assert_eq!(
+        out.stdout,
+        "rollout 'rollouts-demo' abort requested at step 2/3\n"
+    );
     let ro = get(&c, "default").await;
     let cs = ro.status.as_ref().unwrap().canary_status.as_ref().unwrap();
     assert_eq!(cs.requested_action, Some(RolloutAction::Abort));
 
     let out = run(&c, &["abort", NAME]).await;
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("already has an abort requested"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("already has an abort requested"),
+        "{}",
+        out.stderr
+    );
 
     let out = run(&c, &["retry", NAME]).await;
     assert_eq!(out.code, 1);
@@ -289,7 +311,10 @@ async fn abort_retry_and_promote() {
         .collect();
     let mut sorted = reasons.clone();
     sorted.sort();
-    assert_eq!(sorted, vec!["AbortRequested", "PromoteFullRequested", "RetryRequested"]);
+    assert_eq!(
+        sorted,
+        vec!["AbortRequested", "PromoteFullRequested", "RetryRequested"]
+    );
 }
 
 #[tokio::test]
@@ -297,7 +322,10 @@ async fn pause_and_resume() {
     let c = cluster().await;
     put_rollout(&c, "default", "step2-paused").await;
     let out = run(&c, &["pause", NAME]).await;
-    assert_eq!((out.code, out.stdout.as_str()), (0, "rollout 'rollouts-demo' paused\n"));
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "rollout 'rollouts-demo' paused\n")
+    );
     assert!(get(&c, "default").await.spec.strategy.paused);
     let out = run(&c, &["pause", NAME]).await;
     assert_eq!(out.stdout, "rollout 'rollouts-demo' is already paused\n");
@@ -344,11 +372,21 @@ async fn undo_restores_the_stable_template() {
     let t = d.spec.unwrap().template;
     let env = &t.spec.unwrap().containers[0].env.clone().unwrap()[0];
     assert_eq!(env.value.as_deref(), Some("base"));
-    assert!(!t.metadata.unwrap().labels.unwrap().contains_key("pod-template-hash"));
+    assert!(
+        !t.metadata
+            .unwrap()
+            .labels
+            .unwrap()
+            .contains_key("pod-template-hash")
+    );
 
     let out = run(&c, &["undo", NAME]).await;
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("already has the stable pod template"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("already has the stable pod template"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[tokio::test]
@@ -357,14 +395,30 @@ async fn status_and_list_read_the_cluster() {
     put_rollout(&c, "default", "step2-paused").await;
     let out = run(&c, &["status", NAME]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains("Step:         2/3 · StepPaused · waiting for approval"), "{}", out.stdout);
-    assert!(out.stdout.contains("├── ▶  2  replicas 50% · traffic 50% · until approved  ← StepPaused"));
-    assert!(out.stdout.contains("Deployment      workload-demo         stable   missing"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("Step:         2/3 · StepPaused · waiting for approval"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("├── ▶  2  replicas 50% · traffic 50% · until approved  ← StepPaused")
+    );
+    assert!(
+        out.stdout
+            .contains("Deployment      workload-demo         stable   missing"),
+        "{}",
+        out.stdout
+    );
     assert!(!out.stdout.contains('\x1b'));
 
     let out = run(&c, &["status", NAME, "-o", "json"]).await;
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(v["status"]["canaryStatus"]["currentStepState"], "StepPaused");
+    assert_eq!(
+        v["status"]["canaryStatus"]["currentStepState"],
+        "StepPaused"
+    );
 
     let out = run(&c, &["list"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -372,7 +426,10 @@ async fn status_and_list_read_the_cluster() {
     assert_eq!(lines.len(), 2, "{}", out.stdout);
     assert!(lines[0].starts_with("NAME "));
     let cols: Vec<&str> = lines[1].split_whitespace().collect();
-    assert_eq!(&cols[..6], &[NAME, "Progressing", "2/3", "StepPaused", "50%", "2/2"]);
+    assert_eq!(
+        &cols[..6],
+        &[NAME, "Progressing", "2/3", "StepPaused", "50%", "2/2"]
+    );
 
     let out = run(&c, &["list", "-n", "empty"]).await;
     assert_eq!((out.code, out.stdout.as_str()), (0, ""));
@@ -386,7 +443,8 @@ async fn one_line_errors() {
     let out = run(&c, &["list"]).await;
     assert_eq!(out.code, 1);
     assert!(
-        out.stderr.starts_with("error: the Rollout CRD (rollouts.rollouts.ramp.dev) is not installed"),
+        out.stderr
+            .starts_with("error: the Rollout CRD (rollouts.rollouts.ramp.dev) is not installed"),
         "{}",
         out.stderr
     );
@@ -409,10 +467,19 @@ async fn one_line_errors() {
     // Bad flags: exit 2, before touching the cluster.
     let out = run(&c, &["approve", "deployment/x"]).await;
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("'deployment' is not a rollout"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("'deployment' is not a rollout"),
+        "{}",
+        out.stderr
+    );
     let out = run(&c, &["status", NAME, "--context", "nope"]).await;
     assert_eq!(out.code, 2);
-    assert!(out.stderr.starts_with("error: context 'nope' is not in the kubeconfig"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("error: context 'nope' is not in the kubeconfig"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[tokio::test]
@@ -432,13 +499,23 @@ async fn an_unreachable_server_is_one_line() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.starts_with("error: cannot reach the API server at http://127.0.0.1:9/"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot reach the API server at http://127.0.0.1:9/"),
+        "{stderr}"
+    );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
 
 async fn watch_until(c: &TestCluster, end: Value) -> (i32, String, String) {
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-ramp"))
-        .args(["status", NAME, "--watch", "--timeout", "30s", "--kubeconfig"])
+        .args([
+            "status",
+            NAME,
+            "--watch",
+            "--timeout",
+            "30s",
+            "--kubeconfig",
+        ])
         .arg(c.kubeconfig_path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -470,10 +547,19 @@ async fn watch_exits_zero_when_healthy() {
     .await;
     assert_eq!(code, 0, "{stderr}");
     // One frame per change, appended (not a terminal): step 2, step 3, healthy.
-    assert!(stdout.contains("Step:         2/3 · StepPaused"), "{stdout}");
-    assert!(stdout.contains("Step:         3/3 · StepPaused"), "{stdout}");
+    assert!(
+        stdout.contains("Step:         2/3 · StepPaused"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Step:         3/3 · StepPaused"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Status:       ✔ Healthy"), "{stdout}");
-    assert!(stdout.ends_with("rollout 'rollouts-demo' is Healthy\n"), "{stdout}");
+    assert!(
+        stdout.ends_with("rollout 'rollouts-demo' is Healthy\n"),
+        "{stdout}"
+    );
     assert!(!stdout.contains('\x1b'));
 }
 

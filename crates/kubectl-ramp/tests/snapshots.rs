@@ -100,7 +100,10 @@ fn status_text(f: &Fixture, style: Style) -> String {
 fn status_tree_for_each_state() {
     for state in STATES {
         let f = load(state);
-        snapshot(&format!("status-{state}.txt"), &status_text(&f, Style::default()));
+        snapshot(
+            &format!("status-{state}.txt"),
+            &status_text(&f, Style::default()),
+        );
     }
 }
 
@@ -116,7 +119,10 @@ fn list_of_every_state() {
         })
         .collect();
     snapshot("list.txt", &render_list(&rollouts, false, now()));
-    snapshot("list-all-namespaces.txt", &render_list(&rollouts, true, now()));
+    snapshot(
+        "list-all-namespaces.txt",
+        &render_list(&rollouts, true, now()),
+    );
 }
 
 #[test]
