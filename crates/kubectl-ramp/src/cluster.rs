@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use json_patch::Patch as JsonPatch;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Service};
@@ -485,10 +484,87 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-/// Exposes the patch JSON a plan would send (used by tests of the wire format).
-pub fn patch_of(w: &Write) -> Option<&JsonPatch> {
-    match w {
-        Write::RolloutStatus(p) | Write::Deployment { patch: p, .. } => Some(p),
-        _ => None,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster() -> Cluster {
+        let config = Config::new("http://127.0.0.1:1".parse().unwrap());
+        Cluster {
+            client: Client::try_from(config).unwrap(),
+            namespace: "shop".into(),
+            kube_user: None,
+            server: "http://127.0.0.1:1/".into(),
+        }
+    }
+
+    fn api_error(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure(message, "Whatever")
+                .with_code(code)
+                .boxed(),
+        )
+    }
+
+    #[tokio::test]
+    async fn forbidden_names_the_verb_and_the_resource() {
+        let c = cluster();
+        let e = c.error(
+            api_error(403, "rollouts.rollouts.ramp.dev \"web\" is forbidden: User \"bob\" cannot patch resource \"rollouts/status\""),
+            "patch",
+            "rollouts/status",
+            ramp_api::names::GROUP,
+            Some("web"),
+        );
+        assert_eq!(
+            e,
+            Error::Forbidden(
+                "forbidden: you may not patch rollouts/status (API group rollouts.ramp.dev) in namespace 'shop' (object 'web')".into()
+            )
+        );
+        let e = c.error(api_error(403, ""), "create", "events", "", None);
+        assert_eq!(
+            e,
+            Error::Forbidden("forbidden: you may not create events in namespace 'shop'".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn other_api_errors_are_one_line_with_the_object() {
+        let c = cluster();
+        assert_eq!(
+            c.error(
+                api_error(404, "nope"),
+                "get",
+                "deployments",
+                "apps",
+                Some("web")
+            ),
+            Error::NotFound("deployments 'web' not found in namespace 'shop'".into())
+        );
+        assert_eq!(
+            c.error(api_error(401, "Unauthorized"), "get", "rollouts", "", Some("web")),
+            Error::Connection(
+                "unauthorized: the API server at http://127.0.0.1:1/ rejected the kubeconfig credentials".into()
+            )
+        );
+        assert_eq!(
+            c.error(api_error(500, "etcd is sad"), "list", "rollouts", "", None),
+            Error::Api("list rollouts in namespace 'shop' failed: etcd is sad (HTTP 500)".into())
+        );
+    }
+
+    #[test]
+    fn failed_guards_are_recognised() {
+        assert!(is_test_failure(&api_error(
+            422,
+            "the server rejected our request"
+        )));
+        assert!(is_test_failure(&api_error(409, "conflict")));
+        assert!(is_test_failure(&api_error(
+            500,
+            "jsonpatch test operation does not apply"
+        )));
+        assert!(!is_test_failure(&api_error(403, "forbidden")));
     }
 }

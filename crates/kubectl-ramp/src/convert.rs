@@ -171,7 +171,7 @@ fn convert_rollout(doc: &Value, version: KruiseVersion, notes: &mut Vec<Note>) -
     top.take("apiVersion");
     top.take("kind");
     top.take("status");
-    let metadata = convert_metadata(top.take("metadata"), version, top.notes)?;
+    let metadata = convert_metadata(top.take("metadata"), top.notes)?;
     let spec = match top.take("spec") {
         Some(s) => convert_spec(&s, version, top.notes)?,
         None => return Err(Error::Invalid("spec: required".into())),
@@ -186,11 +186,7 @@ fn convert_rollout(doc: &Value, version: KruiseVersion, notes: &mut Vec<Note>) -
     serde_json::from_value(out).map_err(|e| Error::Invalid(format!("the converted Rollout: {e}")))
 }
 
-fn convert_metadata(
-    v: Option<Value>,
-    version: KruiseVersion,
-    notes: &mut Vec<Note>,
-) -> Result<Value> {
+fn convert_metadata(v: Option<Value>, notes: &mut Vec<Note>) -> Result<Value> {
     let Some(v) = v else {
         return Err(Error::Invalid("metadata.name: required".into()));
     };
@@ -243,7 +239,6 @@ fn convert_metadata(
         "ownerReferences",
         "the owners are OpenKruise objects' owners",
     );
-    let _ = version;
     m.finish();
     if !out.contains_key("name") && !out.contains_key("generateName") {
         return Err(Error::Invalid("metadata.name: required".into()));

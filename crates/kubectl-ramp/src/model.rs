@@ -13,6 +13,17 @@ use ramp_api::{
 /// is not running.
 pub const OPERATOR_STALL_SECONDS: i64 = 30;
 
+/// Environment variable overriding [`OPERATOR_STALL_SECONDS`].
+pub const OPERATOR_TIMEOUT_ENV: &str = "KUBECTL_RAMP_OPERATOR_TIMEOUT";
+
+/// The stall threshold: `$KUBECTL_RAMP_OPERATOR_TIMEOUT` seconds when set to a
+/// number, else [`OPERATOR_STALL_SECONDS`].
+pub fn stall_seconds(env: Option<&str>) -> i64 {
+    env.and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|n| *n >= 0)
+        .unwrap_or(OPERATOR_STALL_SECONDS)
+}
+
 /// The rollout's name.
 pub fn name(ro: &Rollout) -> &str {
     ro.metadata.name.as_deref().unwrap_or_default()

@@ -12,8 +12,8 @@ use ramp_api::{FinalisingStep, Rollout, RolloutPhase, StepState};
 use serde_json::Value;
 
 use crate::model::{
-    self, OPERATOR_STALL_SECONDS, canary, canary_traffic, canary_weight, describe_step,
-    human_duration, operator_stalled, pause_remaining, phase, state_reason, step_of, steps,
+    self, canary, canary_traffic, canary_weight, describe_step, human_duration, operator_stalled,
+    pause_remaining, phase, state_reason, step_of, steps,
 };
 
 /// Terminal styling; every method is the identity when colour is off.
@@ -71,6 +71,8 @@ pub struct StatusInput<'a> {
     pub routing: &'a [Value],
     /// The time to count ages and pauses from.
     pub now: Timestamp,
+    /// Seconds without status progress that count as "operator not running".
+    pub stall_seconds: i64,
 }
 
 const BAR_WIDTH: usize = 20;
@@ -511,7 +513,7 @@ pub fn render_status(input: &StatusInput<'_>, style: Style) -> String {
     if !conds.is_empty() {
         field(&mut out, "Conditions", &conds.join("\n"));
     }
-    if let Some(w) = operator_stalled(ro, input.now, OPERATOR_STALL_SECONDS) {
+    if let Some(w) = operator_stalled(ro, input.now, input.stall_seconds) {
         field(&mut out, "Warning", &style.red(&w));
     }
     if let Some(t) = ro.metadata.creation_timestamp.as_ref() {

@@ -10,7 +10,7 @@ use crate::cli::{Cli, Command, CompletionShell, OutputFormat};
 use crate::cluster::{self, Cluster};
 use crate::convert::convert_manifest;
 use crate::error::{Error, Result};
-use crate::model::{self, OPERATOR_STALL_SECONDS, operator_stalled};
+use crate::model::{self, OPERATOR_TIMEOUT_ENV, operator_stalled, stall_seconds};
 use crate::render::{StatusInput, Style, render_list, render_status};
 use crate::watch::{Screen, watch};
 
@@ -19,6 +19,11 @@ fn print(s: &str) -> Result<()> {
     out.write_all(s.as_bytes())
         .and_then(|()| out.flush())
         .map_err(|e| Error::Io(format!("writing to stdout: {e}")))
+}
+
+/// The operator stall threshold for this run.
+pub fn stall_threshold() -> i64 {
+    stall_seconds(std::env::var(OPERATOR_TIMEOUT_ENV).ok().as_deref())
 }
 
 fn stdout_style() -> Style {
@@ -86,6 +91,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                             services: &rel.services,
                             routing: &rel.routing,
                             now: jiff::Timestamp::now(),
+                            stall_seconds: stall_threshold(),
                         },
                         stdout_style(),
                     ))
@@ -184,7 +190,7 @@ fn convert(filename: &std::path::Path) -> Result<()> {
 
 /// Refuses when the operator has never written a status; warns when it lags.
 fn check_operator(ro: &Rollout) -> Result<()> {
-    if let Some(msg) = operator_stalled(ro, jiff::Timestamp::now(), OPERATOR_STALL_SECONDS) {
+    if let Some(msg) = operator_stalled(ro, jiff::Timestamp::now(), stall_threshold()) {
         if ro.status.as_ref().is_none_or(|s| s.phase.is_none()) {
             return Err(Error::OperatorStalled(msg));
         }

@@ -92,6 +92,7 @@ impl State {
                 services: &services,
                 routing: &routing,
                 now: jiff::Timestamp::now(),
+                stall_seconds: crate::run::stall_threshold(),
             },
             style,
         )

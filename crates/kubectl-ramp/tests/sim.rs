@@ -483,6 +483,35 @@ async fn one_line_errors() {
 }
 
 #[tokio::test]
+async fn an_operator_that_never_wrote_a_status_is_named() {
+    let c = cluster().await;
+    put_rollout(&c, "default", "no-operator").await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-ramp"))
+        .args(["approve", NAME, "--kubeconfig"])
+        .arg(c.kubeconfig_path())
+        .env("KUBECTL_RAMP_OPERATOR_TIMEOUT", "1")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("error: rollout 'rollouts-demo' has no status ")
+            && stderr.ends_with(
+                "s after it was created: the ramp operator is not running or not watching namespace 'default'\n"
+            ),
+        "{stderr}"
+    );
+    // With the default threshold (30 s) it is simply not approvable yet.
+    let out = run(&c, &["approve", NAME]).await;
+    assert_eq!(
+        out.stderr,
+        "error: rollout 'rollouts-demo' has no status yet; nothing to approve\n"
+    );
+}
+
+#[tokio::test]
 async fn an_unreachable_server_is_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
+use kubectl_ramp::model::OPERATOR_STALL_SECONDS;
 use kubectl_ramp::render::{StatusInput, Style, render_list, render_status};
 use ramp_api::Rollout;
 use serde::Deserialize;
@@ -91,6 +92,7 @@ fn status_text(f: &Fixture, style: Style) -> String {
             services: &f.services,
             routing: &f.routing,
             now: now(),
+            stall_seconds: OPERATOR_STALL_SECONDS,
         },
         style,
     )
@@ -165,6 +167,7 @@ fn the_countdown_moves_with_the_clock() {
                 services: &f.services,
                 routing: &f.routing,
                 now: now() + jiff::SignedDuration::from_secs(secs),
+                stall_seconds: OPERATOR_STALL_SECONDS,
             },
             Style::default(),
         )
