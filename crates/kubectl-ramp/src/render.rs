@@ -491,7 +491,9 @@ pub fn render_status(input: &StatusInput<'_>, style: Style) -> String {
             if !revs.is_empty() {
                 field(&mut out, "Revisions", &revs.join(" · "));
             }
-        } else if !stable.is_empty() && !new.is_empty() {
+        } else if !stable.is_empty() && (new.is_empty() || new == stable) {
+            field(&mut out, "Revision", stable);
+        } else if !stable.is_empty() {
             field(&mut out, "Last rollout", &format!("{stable} → {new}"));
         }
     }
