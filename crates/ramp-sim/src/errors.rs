@@ -32,10 +32,9 @@ impl Cause {
     }
 }
 
-/// A Kubernetes API error: becomes a `Status` object with `code`, `reason`, `message`, `details`.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{reason} ({code}): {message}")]
-pub struct ApiError {
+/// The fields of an [`ApiError`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiErrorInfo {
     /// HTTP status code.
     pub code: u16,
     /// `Status.reason`, e.g. `NotFound`.
@@ -54,13 +53,39 @@ pub struct ApiError {
     pub retry_after_seconds: Option<u32>,
 }
 
+/// A Kubernetes API error: becomes a `Status` object with `code`, `reason`, `message`, `details`.
+/// Boxed so results stay small; the fields are reachable through `Deref` (`err.code`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError(Box<ApiErrorInfo>);
+
+impl std::ops::Deref for ApiError {
+    type Target = ApiErrorInfo;
+    fn deref(&self) -> &ApiErrorInfo {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ApiError {
+    fn deref_mut(&mut self) -> &mut ApiErrorInfo {
+        &mut self.0
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.reason, self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
 /// Result alias used across the crate.
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     /// A bare error with a code, a reason and a message.
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(ApiErrorInfo {
             code,
             reason,
             message: message.into(),
@@ -69,7 +94,7 @@ impl ApiError {
             kind: None,
             causes: Vec::new(),
             retry_after_seconds: None,
-        }
+        }))
     }
 
     /// Attaches `details.{group,kind,name}`.

@@ -626,8 +626,14 @@ fn decode_body(headers: &HeaderMap, bytes: &[u8], yaml_default: bool) -> ApiResu
         return Err(ApiError::bad_request("the request body is empty"));
     }
     if proto::is_protobuf(ct) {
-        return proto::decode(bytes)
-            .map_err(|e| ApiError::bad_request(format!("unable to decode protobuf body: {e}")));
+        return proto::decode(bytes).map_err(|e| {
+            let msg = format!("unable to decode protobuf body: {e}");
+            if e.code() == 415 {
+                ApiError::unsupported_media_type(msg)
+            } else {
+                ApiError::bad_request(msg)
+            }
+        });
     }
     let essence = media_types(ct)
         .first()

@@ -979,20 +979,21 @@ impl Store {
         }
         let version = object_version(&rt, &obj);
         // Status is owned by the status subresource: a create does not set it.
-        if rt.has_status(&version) && !matches!(rt.kind.as_str(), "CustomResourceDefinition") {
-            if let Some(o) = obj.as_object_mut() {
-                o.remove("status");
-            }
+        if rt.has_status(&version)
+            && !matches!(rt.kind.as_str(), "CustomResourceDefinition")
+            && let Some(o) = obj.as_object_mut()
+        {
+            o.remove("status");
         }
         let mut warnings = Vec::new();
         self.admit(st, &rt, &version, &mut obj, None, opts, &mut warnings)?;
         let meta = meta_mut(&mut obj)?;
         meta.insert("uid".into(), json!(new_uid()));
         meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
-        if tracks_generation(&rt, &obj) {
-            if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.insert("generation".into(), json!(1));
-            }
+        if tracks_generation(&rt, &obj)
+            && let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            m.insert("generation".into(), json!(1));
         }
         if opts.dry_run {
             set_meta(&mut obj, "resourceVersion", json!(st.rv.to_string()));
@@ -1439,10 +1440,10 @@ impl Store {
         let mut new = (*old).clone();
         let mut fins = finalizers(&new);
         match policy {
-            Propagation::Foreground if self.has_dependents(st, &old) => {
-                if !fins.iter().any(|f| f == FOREGROUND) {
-                    fins.push(FOREGROUND.into());
-                }
+            Propagation::Foreground
+                if self.has_dependents(st, &old) && !fins.iter().any(|f| f == FOREGROUND) =>
+            {
+                fins.push(FOREGROUND.into());
             }
             Propagation::Orphan => {
                 if let Some(uid) = uid_of(&old) {
@@ -2075,12 +2076,12 @@ fn owner_uids(obj: &Value) -> Vec<String> {
 }
 
 fn remove_owner_ref(obj: &mut Value, owner_uid: &str) {
-    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        if let Some(refs) = m.get_mut("ownerReferences").and_then(Value::as_array_mut) {
-            refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(owner_uid));
-            if refs.is_empty() {
-                m.remove("ownerReferences");
-            }
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+        && let Some(refs) = m.get_mut("ownerReferences").and_then(Value::as_array_mut)
+    {
+        refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(owner_uid));
+        if refs.is_empty() {
+            m.remove("ownerReferences");
         }
     }
 }

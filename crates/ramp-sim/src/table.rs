@@ -73,7 +73,7 @@ pub fn column_definitions(rt: &ResourceType, version: &str) -> Vec<Value> {
     defs
 }
 
-fn custom_columns<'a>(rt: &'a ResourceType, version: &str) -> Option<Vec<PrinterColumn>> {
+fn custom_columns(rt: &ResourceType, version: &str) -> Option<Vec<PrinterColumn>> {
     let v = rt.version(version)?;
     if !rt.is_custom() {
         return None;
@@ -529,7 +529,9 @@ fn eval<'a>(v: &'a Value, segs: &[String]) -> Option<&'a Value> {
                 .filter(|x| {
                     x.get(field).is_some_and(|f| match f {
                         Value::String(s) => s == want,
-                        other => other.to_string() == want,
+                        other => {
+                            *other == serde_json::from_str::<Value>(want).unwrap_or(Value::Null)
+                        }
                     })
                 })
                 .find_map(|x| eval(x, rest));

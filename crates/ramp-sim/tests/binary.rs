@@ -1,6 +1,8 @@
 //! The `ramp-sim serve` binary: listens, writes a kubeconfig, loads CRDs, prints its URL,
 //! exits cleanly on SIGTERM.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! bookmarks, resume, 410 re-list, streaming lists), the finalizer helper, the events recorder,
 //! and optimistic-concurrency conflicts.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

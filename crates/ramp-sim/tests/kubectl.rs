@@ -1,6 +1,8 @@
 //! Unmodified kubectl (1.33, via the machine's dispatcher) against the sim. Each test starts
 //! its own sim with its own kubeconfig and discovery cache.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers
+
 use std::process::Stdio;
 use std::time::Duration;
 
