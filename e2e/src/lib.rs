@@ -234,21 +234,29 @@ impl Env {
         v["items"].as_array().cloned().unwrap_or_default()
     }
 
-    /// Route `n` requests to `host` through the embedded mesh (`ramp-sim route`).
+    /// Route `n` requests to `host` from inside the mesh (`ramp-sim route`).
     pub fn route(&self, host: &str, headers: &[&str], n: u32) -> Value {
+        self.route_via(None, host, headers, n)
+    }
+
+    /// Route `n` requests to `host`, entering through an Istio Gateway when given.
+    pub fn route_via(&self, gateway: Option<&str>, host: &str, headers: &[&str], n: u32) -> Value {
         let mut c = Command::new(bin("ramp-sim"));
-        c.args(["route", "--kubeconfig"])
-            .arg(&self.kubeconfig)
-            .args([
-                "-n",
-                &self.ns,
-                "--host",
-                host,
-                "--requests",
-                &n.to_string(),
-                "-o",
-                "json",
-            ]);
+        if let Some(g) = gateway {
+            c.args(["route", "--gateway", g]);
+        } else {
+            c.arg("route");
+        }
+        c.arg("--kubeconfig").arg(&self.kubeconfig).args([
+            "-n",
+            &self.ns,
+            "--host",
+            host,
+            "--requests",
+            &n.to_string(),
+            "-o",
+            "json",
+        ]);
         for h in headers {
             c.args(["-H", h]);
         }

@@ -25,7 +25,7 @@ enum Command {
     /// Print the Rollout CustomResourceDefinition as YAML.
     Crd,
     /// Run the controller, the admission webhooks and the metrics server.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(clap::Args, Debug)]
@@ -100,7 +100,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(run(args)) {
+            match rt.block_on(run(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "ramp-operator stopped");

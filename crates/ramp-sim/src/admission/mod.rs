@@ -818,13 +818,31 @@ fn verify_response(uid: &str, body: &[u8]) -> Result<ReviewResponse, String> {
         .get("allowed")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let patch = match response
-        .get("patch")
-        .and_then(Value::as_str)
-        .filter(|p| !p.is_empty())
-    {
+    // Go decodes a `[]byte` from a base64 string or from an array of numbers
+    // (what kube-rs sends), so both are accepted.
+    let raw_patch: Option<Vec<u8>> = match response.get("patch") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(encoded)) if encoded.is_empty() => None,
+        Some(Value::String(encoded)) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|e| format!("response.patch is not valid base64: {e}"))?,
+        ),
+        Some(Value::Array(items)) if items.is_empty() => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                .collect::<Option<Vec<u8>>>()
+                .ok_or_else(|| "response.patch is not a byte array".to_string())?,
+        ),
+        Some(other) => {
+            return Err(format!("response.patch must be base64 bytes, got {other}"));
+        }
+    };
+    let patch = match raw_patch {
         None => None,
-        Some(encoded) => {
+        Some(bytes) => {
             match response.get("patchType").and_then(Value::as_str) {
                 None | Some("") => {
                     return Err(
@@ -838,11 +856,7 @@ fn verify_response(uid: &str, body: &[u8]) -> Result<ReviewResponse, String> {
                     ));
                 }
             }
-            Some(
-                base64::engine::general_purpose::STANDARD
-                    .decode(encoded)
-                    .map_err(|e| format!("response.patch is not valid base64: {e}"))?,
-            )
+            Some(bytes)
         }
     };
     if patch.is_none()
@@ -1012,6 +1026,18 @@ mod tests {
         assert!(r.allowed);
         assert_eq!(r.patch.unwrap(), b"[]");
         assert_eq!(r.warnings, vec!["w".to_string()]);
+        // kube-rs sends the bytes as an array of numbers; Go accepts that too.
+        let r = ok(base(
+            json!({"uid": "u1", "allowed": true, "patch": [91, 93], "patchType": "JSONPatch"}),
+        ))
+        .unwrap();
+        assert_eq!(r.patch.unwrap(), b"[]");
+        assert!(
+            ok(base(
+                json!({"uid": "u1", "allowed": true, "patch": [300], "patchType": "JSONPatch"})
+            ))
+            .is_err()
+        );
     }
 
     #[test]
