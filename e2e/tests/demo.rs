@@ -35,8 +35,8 @@ fn the_demo_walks_every_step_and_restores_the_virtual_service() {
     // The last http section printed is the original, restored exactly.
     let last = stdout
         .lines()
-        .filter(|l| l.starts_with("[{"))
-        .last()
+        .rev()
+        .find(|l| l.starts_with("[{"))
         .unwrap_or_default();
     assert_eq!(
         last,
