@@ -51,6 +51,7 @@ fn routing(step: &CanaryStep) -> StepRouting {
             .as_deref()
             .map(|t| ramp_core::parse_percent(t, "traffic").unwrap()),
         matches: step.matches.clone(),
+        mirror: step.mirror.as_ref().map(|m| m.percent),
     }
 }
 
@@ -105,6 +106,7 @@ fn errors_name_the_object_and_the_field() {
     let step = StepRouting {
         weight: Some(10),
         matches: vec![],
+        mirror: None,
     };
     let bad_host = json!({"http": [{"route": [{"destination": {"port": {"number": 80}}}]}]});
     let err = p
@@ -131,6 +133,26 @@ fn errors_name_the_object_and_the_field() {
 fn providers_are_found_by_group_and_kind() {
     assert!(provider_for("networking.istio.io/v1beta1", "VirtualService").is_some());
     assert!(provider_for("networking.istio.io/v1", "VirtualService").is_some());
-    assert!(provider_for("gateway.networking.k8s.io/v1", "HTTPRoute").is_none());
+    for (api_version, kind, name) in [
+        (
+            "networking.istio.io/v1alpha3",
+            "DestinationRule",
+            "istio-destinationrule",
+        ),
+        (
+            "gateway.networking.k8s.io/v1",
+            "HTTPRoute",
+            "gateway-httproute",
+        ),
+        (
+            "gateway.networking.k8s.io/v1beta1",
+            "HTTPRoute",
+            "gateway-httproute",
+        ),
+    ] {
+        assert_eq!(provider_for(api_version, kind).unwrap().name(), name);
+    }
+    assert!(provider_for("gateway.networking.k8s.io/v1", "GRPCRoute").is_none());
     assert!(provider_for("example.com/v1", "VirtualService").is_none());
+    assert!(provider_for("example.com/v1", "HTTPRoute").is_none());
 }
