@@ -34,7 +34,7 @@ pub enum RoutingError {
     },
     /// A VirtualService route names a subset its DestinationRule does not define.
     #[error(
-        "{object}: {field}: subset {subset:?} of Service {service} is not defined in {destination_rule} (it defines {defined}); add the subset there or fix the route"
+        "{object}: {field}: subset {subset:?} is not defined in {defined_in}; add the subset there or fix the route"
     )]
     UndefinedSubset {
         /// `Kind name` of the VirtualService.
@@ -43,12 +43,8 @@ pub enum RoutingError {
         field: String,
         /// The subset named.
         subset: String,
-        /// The stable Service.
-        service: String,
-        /// `DestinationRule name`.
-        destination_rule: String,
-        /// The subsets it defines, comma-separated (or `no subsets`).
-        defined: String,
+        /// `DestinationRule name (it defines …)`.
+        defined_in: String,
     },
     /// The DestinationRule cannot carry subset routing for the Service.
     #[error("{object}: {field}: {message}")]

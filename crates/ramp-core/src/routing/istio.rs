@@ -193,17 +193,19 @@ fn check_subsets(object: &str, spec: &Value, hosts: &Hosts<'_>) -> Result<(), Ro
                 ));
             };
             if !subsets.defined.iter().any(|s| s == subset) {
+                let defined = if subsets.defined.is_empty() {
+                    "no subsets".to_string()
+                } else {
+                    subsets.defined.join(", ")
+                };
                 return Err(RoutingError::UndefinedSubset {
                     object: object.to_string(),
                     field: format!("{field}.route[{j}].destination.subset"),
                     subset: subset.to_string(),
-                    service: hosts.ctx.stable_service.clone(),
-                    destination_rule: subsets.destination_rule.clone(),
-                    defined: if subsets.defined.is_empty() {
-                        "no subsets".to_string()
-                    } else {
-                        subsets.defined.join(", ")
-                    },
+                    defined_in: format!(
+                        "{}, the DestinationRule of Service {} (it defines {defined})",
+                        subsets.destination_rule, hosts.ctx.stable_service
+                    ),
                 });
             }
         }

@@ -611,3 +611,64 @@ pub fn substitute(v: &mut Value, vars: &BTreeMap<&str, String>) {
         _ => {}
     }
 }
+
+/// The routing a step asks for, as the planner reads it.
+pub fn step_routing(step: &ramp_api::CanaryStep) -> ramp_core::routing::StepRouting {
+    ramp_core::routing::StepRouting {
+        weight: step
+            .traffic
+            .as_deref()
+            .map(|t| ramp_core::parse_percent(t, "traffic").unwrap()),
+        matches: step.matches.clone(),
+        mirror: step.mirror.as_ref().map(|m| m.percent),
+    }
+}
+
+/// A routing object's whole life through ramp: the step's object carries
+/// the original in its annotation (user labels and annotations kept), and
+/// restoring it gives back the original object exactly — also when the
+/// restore is carried out as the JSON patch the operator sends.
+pub fn assert_restores_exactly(
+    provider: &dyn ramp_core::routing::TrafficProvider,
+    api_version: &str,
+    kind: &str,
+    spec: &Value,
+    step: &ramp_core::routing::StepRouting,
+    ctx: &ramp_core::routing::RoutingContext,
+    case: &str,
+) {
+    use ramp_core::routing::{OriginalConfiguration, desired_object, routing_patch};
+    let object = serde_json::json!({
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {
+            "name": "obj",
+            "namespace": "default",
+            "resourceVersion": "7",
+            "labels": {"team": "reviews"},
+            "annotations": {"note": "kept as is"},
+        },
+        "spec": spec,
+    });
+    let original = OriginalConfiguration::from_object(&object);
+    let stepped = desired_object(provider, &object, &original, Some(step), ctx)
+        .unwrap_or_else(|e| panic!("{case}: {e}"));
+    assert_eq!(
+        stepped["metadata"]["labels"], object["metadata"]["labels"],
+        "{case}"
+    );
+    assert_eq!(
+        stepped["metadata"]["annotations"]["note"], "kept as is",
+        "{case}"
+    );
+    let saved = OriginalConfiguration::saved(&stepped)
+        .unwrap()
+        .unwrap_or_else(|| panic!("{case}: the stepped object carries no saved original"));
+    assert_eq!(saved, original, "{case}: saved original");
+    let restored = desired_object(provider, &stepped, &saved, None, ctx).unwrap();
+    assert_eq!(restored, object, "{case}: restored object");
+    let patch = routing_patch(&stepped, &restored).unwrap();
+    let mut patched = stepped.clone();
+    json_patch::patch(&mut patched, &patch).unwrap();
+    assert_eq!(patched, object, "{case}: restored by patch");
+}
