@@ -663,3 +663,119 @@ fn a_conflict_appearing_mid_rollout_holds_the_step_and_abort_still_restores() {
     w.run_to_phase(RolloutPhase::Aborted);
     assert_eq!(without_rv(w.vs("vs-demo")), vs0);
 }
+
+// ----- crashes ---------------------------------------------------------------------
+
+/// Run a rollout to the end, approving every pause; with `crash = (call,
+/// keep)` the `call`-th plan is carried out only up to `keep` actions and
+/// its status is not written, as when the operator dies mid-plan.
+fn drive(w: &mut World, approvals: usize, crash: Option<(usize, usize)>) -> Vec<usize> {
+    let mut crash = crash;
+    let mut approved = 0;
+    let mut actions_per_call = Vec::new();
+    for call in 1..400 {
+        if w.phase() == Some(RolloutPhase::Healthy) && approved == approvals {
+            return actions_per_call;
+        }
+        if w.cs().current_step_state == StepState::StepPaused && w.cs().finalising_step.is_none() {
+            w.approve();
+            approved += 1;
+        }
+        let before = w.rollout.status.clone();
+        let p = ramp_core::plan(&w.observe());
+        actions_per_call.push(p.actions.len());
+        if let Some((at, keep)) = crash
+            && call == at
+        {
+            w.apply_actions(&p.actions[..keep.min(p.actions.len())])
+                .unwrap();
+            w.settle();
+            crash = None;
+            continue;
+        }
+        w.apply(&p).unwrap();
+        w.settle();
+        if p.actions.is_empty()
+            && Some(&p.status) == before.as_ref()
+            && let Some(d) = p.requeue_after
+        {
+            w.advance(d);
+        }
+    }
+    panic!("did not finish: {:#?}", w.rollout.status);
+}
+
+fn assert_crash_safe(start: &World, approvals: usize) {
+    let mut reference = start.clone();
+    let calls = drive(&mut reference, approvals, None);
+    let routing = |w: &World| {
+        w.routing
+            .iter()
+            .map(|(k, v)| (k.clone(), without_rv(v)))
+            .collect::<Vec<_>>()
+    };
+    let mut tried = 0;
+    for (i, n) in calls.iter().enumerate() {
+        for keep in 0..=*n {
+            let mut w = start.clone();
+            drive(&mut w, approvals, Some((i + 1, keep)));
+            let at = format!("crash at call {} after {keep} actions", i + 1);
+            assert_eq!(routing(&w), routing(&reference), "{at}");
+            assert_eq!(
+                w.services.keys().collect::<Vec<_>>(),
+                reference.services.keys().collect::<Vec<_>>(),
+                "{at}"
+            );
+            assert_eq!(
+                selector(
+                    &w,
+                    &w.rollout
+                        .spec
+                        .strategy
+                        .canary
+                        .as_ref()
+                        .unwrap()
+                        .traffic_routings[0]
+                        .service
+                        .clone()
+                ),
+                selector(
+                    &reference,
+                    &reference
+                        .rollout
+                        .spec
+                        .strategy
+                        .canary
+                        .as_ref()
+                        .unwrap()
+                        .traffic_routings[0]
+                        .service
+                        .clone()
+                ),
+                "{at}"
+            );
+            assert!(w.canary().is_none(), "{at}");
+            assert_eq!(
+                w.cs().stable_revision,
+                reference.cs().stable_revision,
+                "{at}"
+            );
+            tried += 1;
+        }
+    }
+    assert!(tried > 20, "only {tried} crash points");
+}
+
+#[test]
+fn a_crash_after_any_action_of_a_subset_rollout_changes_nothing_in_the_outcome() {
+    let mut start = bookinfo();
+    start.set_version("v1-patched");
+    assert_crash_safe(&start, 2);
+}
+
+#[test]
+fn a_crash_after_any_action_of_an_http_route_rollout_changes_nothing_in_the_outcome() {
+    let mut start = gamma();
+    start.set_version("canary");
+    assert_crash_safe(&start, 3);
+}
