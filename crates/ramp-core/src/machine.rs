@@ -287,12 +287,6 @@ impl<'a> Planner<'a> {
         match spec.strategy.canary.as_ref() {
             None => problems.push("spec.strategy.canary: required".into()),
             Some(canary) => {
-                if !canary.extra_workload() {
-                    return Some(PlanError::Unsupported {
-                        field: "spec.strategy.canary.enableExtraWorkloadForCanary".into(),
-                        message: "false is not supported: ramp runs the canary as a separate <workload>-canary Deployment; remove the field or set it to true".into(),
-                    });
-                }
                 if canary.steps.is_empty() {
                     problems
                         .push("spec.strategy.canary.steps: at least one step is required".into());
