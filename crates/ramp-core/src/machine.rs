@@ -325,12 +325,17 @@ impl<'a> Planner<'a> {
         self.status.canary_status.clone().unwrap_or_default()
     }
 
+    /// Record an event (once per plan: the same object may be looked at
+    /// twice, e.g. a DestinationRule for isolation and for the canary subset).
     fn event(&mut self, type_: EventType, reason: &str, message: impl Into<String>) {
-        self.events.push(PlannedEvent {
+        let event = PlannedEvent {
             type_,
             reason: reason.into(),
             message: message.into(),
-        });
+        };
+        if !self.events.contains(&event) {
+            self.events.push(event);
+        }
     }
 
     fn message(&mut self, message: impl Into<String>) {

@@ -779,3 +779,53 @@ fn a_crash_after_any_action_of_an_http_route_rollout_changes_nothing_in_the_outc
     start.set_version("canary");
     assert_crash_safe(&start, 3);
 }
+
+#[test]
+fn an_edit_to_the_destination_rule_mid_rollout_is_kept_and_warned_about_once() {
+    let mut w = bookinfo();
+    w.set_version("v1-patched");
+    w.run_to_step(1, StepState::StepPaused);
+    let canary_subset = subsets(&w)[3].clone();
+    // Someone adds a subset, and in passing drops ramp's narrowing of v1.
+    w.edit_object("DestinationRule", "reviews", |o| {
+        let subsets = o["spec"]["subsets"].as_array_mut().unwrap();
+        subsets[0]["labels"] = json!({"version": "v1"});
+        subsets.push(json!({"name": "v4", "labels": {"version": "v4"}}));
+    });
+    let p = w.step();
+    let drift: Vec<_> = p
+        .events
+        .iter()
+        .filter(|e| e.reason == "RoutingDrift")
+        .collect();
+    assert_eq!(drift.len(), 1, "{:?}", p.events);
+    assert!(
+        drift[0]
+            .message
+            .starts_with("DestinationRule reviews was changed by someone else")
+    );
+    let stable = stable_hash(&w, "reviews-v1");
+    let now = subsets(&w);
+    assert_eq!(
+        now[0]["labels"],
+        json!({"version": "v1", POD_TEMPLATE_HASH_LABEL: stable})
+    );
+    assert_eq!(now[3], json!({"name": "v4", "labels": {"version": "v4"}}));
+    assert_eq!(now[4], canary_subset);
+    w.request(RolloutAction::PromoteFull);
+    w.run_to_phase(RolloutPhase::Healthy);
+    assert_eq!(
+        subsets(&w),
+        json!([
+            {"name": "v1", "labels": {"version": "v1"}},
+            {"name": "v2", "labels": {"version": "v2"}},
+            {"name": "v3", "labels": {"version": "v3"}},
+            {"name": "v4", "labels": {"version": "v4"}},
+        ])
+    );
+    assert!(
+        w.object("DestinationRule", "reviews")["metadata"]["annotations"]
+            .get(ORIGINAL_SPEC_ANNOTATION)
+            .is_none()
+    );
+}
