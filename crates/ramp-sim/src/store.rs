@@ -1320,7 +1320,8 @@ impl Store {
                 } else {
                     rt.kind.as_str()
                 };
-                patch::strategic_merge_patch(&mut target, patch, kind).map_err(bad)?;
+                patch::strategic_merge_patch(&mut target, patch, kind)
+                    .map_err(bad)?;
             }
             PatchType::Apply => {
                 target = patch::apply_patch(Some(&target), patch, &rt.kind, !rt.is_custom())
