@@ -101,6 +101,20 @@ pub struct CanaryStep {
     /// How the step ends: after `duration` seconds, or (no duration) on approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause: Option<RolloutPause>,
+    /// Copy (shadow) a share of the stable Service's requests to the canary,
+    /// with or without `traffic`: the copies' responses are discarded, so
+    /// callers only ever see the stable answer. Needs at least one canary pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<TrafficMirror>,
+}
+
+/// Request mirroring for a step.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficMirror {
+    /// Percent of the requests to the stable Service that are also sent to
+    /// the canary (0 < percent <= 100).
+    pub percent: i32,
 }
 
 /// A request match; all conditions inside one match must hold.
@@ -195,19 +209,75 @@ pub struct TrafficRoutingRef {
     /// Seconds to wait after each routing change before the next action. Default 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grace_period_seconds: Option<i32>,
-    /// Routing objects to change: Istio `VirtualService`s.
+    /// Routing objects to change: Istio `VirtualService`s (with at most one
+    /// `DestinationRule` of the Service's host for subset routing), or
+    /// Gateway API `HTTPRoute`s.
     #[serde(default)]
     pub custom_network_refs: Vec<CustomNetworkRef>,
+    /// A Gateway API `HTTPRoute` to change (OpenKruise Rollout's field);
+    /// the same as listing it in `customNetworkRefs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayTrafficRouting>,
+    /// With a `DestinationRule` in `customNetworkRefs`: the name of the subset
+    /// ramp adds for the canary pods (labels: their `pod-template-hash`).
+    /// Default `canary`. It must not already exist in the DestinationRule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_subset_name: Option<String>,
+}
+
+/// Gateway API routing.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayTrafficRouting {
+    /// Name of the `HTTPRoute` (gateway.networking.k8s.io) in the Rollout's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_route_name: Option<String>,
 }
 
 impl TrafficRoutingRef {
     /// Default grace period between traffic moves, in seconds.
     pub const DEFAULT_GRACE_PERIOD_SECONDS: i32 = 3;
 
+    /// Default name of the canary subset ramp adds to a DestinationRule.
+    pub const DEFAULT_CANARY_SUBSET_NAME: &'static str = "canary";
+
+    /// API version ramp uses for the HTTPRoute named by `gateway.httpRouteName`.
+    pub const GATEWAY_HTTP_ROUTE_API_VERSION: &'static str = "gateway.networking.k8s.io/v1";
+
     /// The grace period in seconds, defaulted.
     pub fn grace_period(&self) -> i32 {
         self.grace_period_seconds
             .unwrap_or(Self::DEFAULT_GRACE_PERIOD_SECONDS)
+    }
+
+    /// The canary subset's name, defaulted.
+    pub fn canary_subset(&self) -> &str {
+        self.canary_subset_name
+            .as_deref()
+            .unwrap_or(Self::DEFAULT_CANARY_SUBSET_NAME)
+    }
+
+    /// Every routing object ramp changes, in order: `customNetworkRefs`,
+    /// then the HTTPRoute named by `gateway.httpRouteName` (as
+    /// `gateway.networking.k8s.io/v1`, unless `customNetworkRefs` already
+    /// lists an HTTPRoute of that name).
+    pub fn routing_refs(&self) -> Vec<CustomNetworkRef> {
+        let mut refs = self.custom_network_refs.clone();
+        if let Some(name) = self
+            .gateway
+            .as_ref()
+            .and_then(|g| g.http_route_name.as_ref())
+            && !refs
+                .iter()
+                .any(|r| r.kind == "HTTPRoute" && &r.name == name)
+        {
+            refs.push(CustomNetworkRef {
+                api_version: Self::GATEWAY_HTTP_ROUTE_API_VERSION.into(),
+                kind: "HTTPRoute".into(),
+                name: name.clone(),
+            });
+        }
+        refs
     }
 }
 

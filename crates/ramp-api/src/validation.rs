@@ -41,11 +41,23 @@ pub struct NetworkRefKind {
 }
 
 /// Routing object kinds accepted in `customNetworkRefs`.
-pub const SUPPORTED_NETWORK_REFS: &[NetworkRefKind] = &[NetworkRefKind {
-    group: "networking.istio.io",
-    kind: "VirtualService",
-    versions: &["v1", "v1beta1", "v1alpha3"],
-}];
+pub const SUPPORTED_NETWORK_REFS: &[NetworkRefKind] = &[
+    NetworkRefKind {
+        group: "networking.istio.io",
+        kind: "VirtualService",
+        versions: &["v1", "v1beta1", "v1alpha3"],
+    },
+    NetworkRefKind {
+        group: "networking.istio.io",
+        kind: "DestinationRule",
+        versions: &["v1", "v1beta1", "v1alpha3"],
+    },
+    NetworkRefKind {
+        group: "gateway.networking.k8s.io",
+        kind: "HTTPRoute",
+        versions: &["v1", "v1beta1"],
+    },
+];
 
 /// Find the supported kind a reference names, if any.
 pub fn network_ref_kind(r: &CustomNetworkRef) -> Option<&'static NetworkRefKind> {
@@ -127,7 +139,7 @@ pub fn validate_rollout(ro: &Rollout) -> Vec<FieldError> {
     match canary.traffic_routings.len() {
         0 => errs.push(FieldError::new(
             "spec.strategy.canary.trafficRoutings",
-            "exactly one traffic routing is required (a service and its VirtualService)",
+            "exactly one traffic routing is required (a service and the routing objects that send traffic to it)",
         )),
         1 => validate_routing(
             &mut errs,
@@ -218,6 +230,17 @@ fn validate_step(errs: &mut Vec<FieldError>, path: &str, step: &CanaryStep) {
     for (j, m) in step.matches.iter().enumerate() {
         validate_match(errs, &format!("{path}.matches[{j}]"), m);
     }
+    if let Some(m) = &step.mirror
+        && !(1..=100).contains(&m.percent)
+    {
+        errs.push(FieldError::new(
+            format!("{path}.mirror.percent"),
+            format!(
+                "invalid value {}: must be more than 0 and at most 100 (the percent of stable requests copied to the canary)",
+                m.percent
+            ),
+        ));
+    }
     if let Some(d) = step.pause.as_ref().and_then(|p| p.duration)
         && d < 0
     {
@@ -305,10 +328,23 @@ fn validate_routing(errs: &mut Vec<FieldError>, path: &str, r: &TrafficRoutingRe
             format!("invalid value {g}: must be >= 0"),
         ));
     }
-    if r.custom_network_refs.is_empty() {
+    let http_route_name = r
+        .gateway
+        .as_ref()
+        .and_then(|g| g.http_route_name.as_deref());
+    if let Some(g) = &r.gateway {
+        match &g.http_route_name {
+            None => errs.push(FieldError::new(
+                format!("{path}.gateway.httpRouteName"),
+                "required: the name of the HTTPRoute to change (or remove `gateway`)",
+            )),
+            Some(name) => check_name(errs, &format!("{path}.gateway.httpRouteName"), name),
+        }
+    }
+    if r.custom_network_refs.is_empty() && http_route_name.is_none() {
         errs.push(FieldError::new(
             format!("{path}.customNetworkRefs"),
-            "at least one routing object is required (an Istio VirtualService)",
+            "at least one routing object is required (an Istio VirtualService, or a Gateway API HTTPRoute here or in gateway.httpRouteName)",
         ));
     }
     let allowed = SUPPORTED_NETWORK_REFS
@@ -333,11 +369,84 @@ fn validate_routing(errs: &mut Vec<FieldError>, path: &str, r: &TrafficRoutingRe
             .any(|o| o.kind == n.kind && o.name == n.name)
         {
             errs.push(FieldError::new(
-                p,
+                p.clone(),
                 format!("{} {:?} is listed twice", n.kind, n.name),
             ));
         }
+        if n.kind == "HTTPRoute" && Some(n.name.as_str()) == http_route_name {
+            errs.push(FieldError::new(
+                p,
+                format!(
+                    "HTTPRoute {:?} is also named by gateway.httpRouteName: list it once",
+                    n.name
+                ),
+            ));
+        }
     }
+    validate_subset_routing(errs, path, r, http_route_name.is_some());
+}
+
+/// A DestinationRule switches the VirtualServices to subset routing: it
+/// needs a VirtualService, cannot be combined with HTTPRoutes (they have no
+/// subsets) and is the only one for the Service's host.
+fn validate_subset_routing(
+    errs: &mut Vec<FieldError>,
+    path: &str,
+    r: &TrafficRoutingRef,
+    gateway_route: bool,
+) {
+    let of_kind = |kind: &str| {
+        r.custom_network_refs
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.kind == kind && network_ref_kind(n).is_some())
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>()
+    };
+    let rules = of_kind("DestinationRule");
+    let services = of_kind("VirtualService");
+    let routes = of_kind("HTTPRoute");
+    if let Some(&second) = rules.get(1) {
+        errs.push(FieldError::new(
+            format!("{path}.customNetworkRefs[{second}]"),
+            format!(
+                "only one DestinationRule is allowed (customNetworkRefs[{}] is one already): Istio merges several DestinationRules for one host unpredictably; keep the one defining the Service's subsets",
+                rules[0]
+            ),
+        ));
+    }
+    if let Some(&first) = rules.first() {
+        if services.is_empty() {
+            errs.push(FieldError::new(
+                format!("{path}.customNetworkRefs[{first}]"),
+                "a DestinationRule needs a VirtualService next to it: ramp routes to its subsets from the VirtualService's routes; add the VirtualService to customNetworkRefs",
+            ));
+        }
+        if !routes.is_empty() || gateway_route {
+            errs.push(FieldError::new(
+                format!("{path}.customNetworkRefs[{first}]"),
+                "a DestinationRule (subset routing) cannot be combined with HTTPRoutes, which route to Services and have no subsets: use either VirtualService + DestinationRule, or HTTPRoutes",
+            ));
+        }
+    }
+    if let Some(name) = &r.canary_subset_name {
+        if rules.is_empty() {
+            errs.push(FieldError::new(
+                format!("{path}.canarySubsetName"),
+                "only used with subset routing: add the DestinationRule to customNetworkRefs, or remove canarySubsetName",
+            ));
+        }
+        if !is_dns_label(name) {
+            errs.push(FieldError::new(
+                format!("{path}.canarySubsetName"),
+                format!("invalid subset name {name:?}: must be a lowercase RFC 1123 label (a-z, 0-9, '-'), at most 63 characters"),
+            ));
+        }
+    }
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty() && !s.contains('.') && is_dns_subdomain(s)
 }
 
 fn check_name(errs: &mut Vec<FieldError>, path: &str, name: &str) {

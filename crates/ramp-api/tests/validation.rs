@@ -333,3 +333,178 @@ fn progressing_rollouts_keep_their_shape() {
         "at least 1",
     );
 }
+
+fn routing_edit(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<FieldError> {
+    errors(|r| edit(&mut r["spec"]["strategy"]["canary"]["trafficRoutings"][0]))
+}
+
+const TR: &str = "spec.strategy.canary.trafficRoutings[0]";
+
+#[test]
+fn subset_routing_gateway_routes_and_mirror_steps_are_valid() {
+    let subsets = routing_edit(|t| {
+        t["customNetworkRefs"] = serde_json::json!([
+            {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "name": "reviews"},
+            {"apiVersion": "networking.istio.io/v1beta1", "kind": "DestinationRule", "name": "reviews"},
+        ]);
+        t["canarySubsetName"] = "preview".into();
+    });
+    assert_eq!(subsets, vec![]);
+    let gateway = routing_edit(|t| {
+        t["customNetworkRefs"] = serde_json::json!([]);
+        t["gateway"] = serde_json::json!({"httpRouteName": "service-demo"});
+    });
+    assert_eq!(gateway, vec![]);
+    let http_routes = routing_edit(|t| {
+        t["customNetworkRefs"] = serde_json::json!([
+            {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "name": "a"},
+            {"apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "HTTPRoute", "name": "b"},
+        ]);
+    });
+    assert_eq!(http_routes, vec![]);
+    let mirror = errors(|r| {
+        r["spec"]["strategy"]["canary"]["steps"][0] =
+            serde_json::json!({"replicas": 1, "mirror": {"percent": 100}});
+        r["spec"]["strategy"]["canary"]["steps"][1]["mirror"] = serde_json::json!({"percent": 1});
+    });
+    assert_eq!(mirror, vec![]);
+}
+
+#[test]
+fn routing_rules_for_subsets_gateways_and_mirrors() {
+    type Edit = fn(&mut serde_json::Value);
+    let cases: Vec<(&str, Edit, String, &str)> = vec![
+        (
+            "two DestinationRules",
+            |t| {
+                t["customNetworkRefs"] = serde_json::json!([
+                    {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "name": "reviews"},
+                    {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "name": "a"},
+                    {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "name": "b"},
+                ])
+            },
+            format!("{TR}.customNetworkRefs[2]"),
+            "only one DestinationRule is allowed (customNetworkRefs[1] is one already)",
+        ),
+        (
+            "a DestinationRule without a VirtualService",
+            |t| {
+                t["customNetworkRefs"] = serde_json::json!([
+                    {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "name": "reviews"},
+                ])
+            },
+            format!("{TR}.customNetworkRefs[0]"),
+            "a DestinationRule needs a VirtualService next to it",
+        ),
+        (
+            "a DestinationRule with an HTTPRoute",
+            |t| {
+                t["customNetworkRefs"] = serde_json::json!([
+                    {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "name": "reviews"},
+                    {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "name": "reviews"},
+                ]);
+                t["gateway"] = serde_json::json!({"httpRouteName": "reviews"});
+            },
+            format!("{TR}.customNetworkRefs[1]"),
+            "cannot be combined with HTTPRoutes",
+        ),
+        (
+            "canarySubsetName without a DestinationRule",
+            |t| t["canarySubsetName"] = "preview".into(),
+            format!("{TR}.canarySubsetName"),
+            "only used with subset routing",
+        ),
+        (
+            "gateway without httpRouteName",
+            |t| t["gateway"] = serde_json::json!({}),
+            format!("{TR}.gateway.httpRouteName"),
+            "required",
+        ),
+        (
+            "bad httpRouteName",
+            |t| t["gateway"] = serde_json::json!({"httpRouteName": "Demo_Route"}),
+            format!("{TR}.gateway.httpRouteName"),
+            "invalid name",
+        ),
+        (
+            "an HTTPRoute named twice",
+            |t| {
+                t["customNetworkRefs"] = serde_json::json!([
+                    {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "name": "demo"},
+                ]);
+                t["gateway"] = serde_json::json!({"httpRouteName": "demo"});
+            },
+            format!("{TR}.customNetworkRefs[0]"),
+            "also named by gateway.httpRouteName",
+        ),
+        (
+            "an HTTPRoute version Gateway API does not serve",
+            |t| {
+                t["customNetworkRefs"] = serde_json::json!([
+                    {"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "HTTPRoute", "name": "demo"},
+                ])
+            },
+            format!("{TR}.customNetworkRefs[0]"),
+            "HTTPRoute gateway.networking.k8s.io/{v1,v1beta1}",
+        ),
+    ];
+    for (name, edit, path, needle) in cases {
+        let errs = routing_edit(edit);
+        assert_eq!(errs.len(), 1, "{name}: {errs:#?}");
+        assert_eq!(errs[0].path, path, "{name}");
+        assert!(
+            errs[0].message.contains(needle),
+            "{name}: {:?} lacks {needle:?}",
+            errs[0].message
+        );
+    }
+    // A subset name must be a DNS label (Istio's rule), with a DestinationRule present.
+    let errs = routing_edit(|t| {
+        t["customNetworkRefs"] = serde_json::json!([
+            {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "name": "reviews"},
+            {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "name": "reviews"},
+        ]);
+        t["canarySubsetName"] = "canary.v2".into();
+    });
+    assert_one(
+        &errs,
+        &format!("{TR}.canarySubsetName"),
+        "must be a lowercase RFC 1123 label",
+    );
+}
+
+#[test]
+fn mirror_percent_must_be_in_range() {
+    for bad in [0, -5, 101] {
+        let errs = errors(|r| {
+            r["spec"]["strategy"]["canary"]["steps"][1]["mirror"] =
+                serde_json::json!({"percent": bad})
+        });
+        assert_one(
+            &errs,
+            "spec.strategy.canary.steps[1].mirror.percent",
+            &format!("invalid value {bad}: must be more than 0 and at most 100"),
+        );
+    }
+}
+
+#[test]
+fn routing_refs_include_the_gateway_http_route_once() {
+    let ro = rollout_with(|r| {
+        r["spec"]["strategy"]["canary"]["trafficRoutings"][0]["gateway"] =
+            serde_json::json!({"httpRouteName": "service-demo"})
+    });
+    let t = &ro.spec.strategy.canary.as_ref().unwrap().traffic_routings[0];
+    let refs = t.routing_refs();
+    assert_eq!(refs.len(), 2);
+    assert_eq!(refs[0].kind, "VirtualService");
+    assert_eq!(
+        (
+            refs[1].api_version.as_str(),
+            refs[1].kind.as_str(),
+            refs[1].name.as_str()
+        ),
+        ("gateway.networking.k8s.io/v1", "HTTPRoute", "service-demo")
+    );
+    assert_eq!(t.canary_subset(), "canary");
+}

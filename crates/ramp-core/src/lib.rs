@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! Observed { Rollout, Deployment + ReplicaSets, canary Deployment, Services,
-//!            VirtualServices (JSON), now }
+//!            routing objects and the namespace's VirtualServices (JSON), now }
 //!      │ plan()
 //!      ▼
 //! Plan { actions (idempotent, in order), status, requeue_after, events, error }
@@ -68,8 +68,14 @@
 //! in annotation `rollouts.ramp.dev/original-spec-configuration`; each step's
 //! object is computed from that saved original (so step 2's weights replace
 //! step 1's header route); restoring puts it back exactly and removes the
-//! annotation. A step with neither traffic nor matches keeps the previous
-//! step's routing. See [`routing::IstioVirtualService`] for the rules.
+//! annotation. A step with neither traffic, matches nor mirror keeps the
+//! previous step's routing. Providers: [`routing::IstioVirtualService`],
+//! [`routing::IstioDestinationRule`] (subset routing: the VirtualServices
+//! route to a canary subset, the DestinationRule's stable subsets are
+//! narrowed instead of the stable Service, no canary Service) and
+//! [`routing::GatewayHttpRoute`]. Before routing changes,
+//! [`routing::virtual_service_conflicts`] checks that no other VirtualService
+//! of the namespace claims the same hosts (Istio IST0109).
 //!
 //! ## Finishing (`canaryStatus.finalisingStep`)
 //! Each finishing step acts only if its result is not yet visible, so the

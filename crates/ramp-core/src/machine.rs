@@ -9,8 +9,8 @@ use ramp_api::names::{
     CONTROLLED_BY_LABEL, PAUSED_BY_RAMP_ANNOTATION, canary_service_name, canary_workload_name,
 };
 use ramp_api::{
-    CanaryStatus, FinalisingStep, Rollout, RolloutAction, RolloutCondition, RolloutPhase,
-    RolloutStatus, StepState, TrafficRoutingRef, validate_rollout,
+    CanaryStatus, CustomNetworkRef, FinalisingStep, Rollout, RolloutAction, RolloutCondition,
+    RolloutPhase, RolloutStatus, StepState, TrafficRoutingRef, validate_rollout,
 };
 
 use crate::error::PlanError;
@@ -19,7 +19,9 @@ use crate::objects::{self, is_ours};
 use crate::observed::Observed;
 use crate::plan::{Action, EventType, Plan, PlannedEvent};
 use crate::routing::{
-    RoutingContext, RoutingVerdict, StepRouting, assess, object_label, original_of, provider_for,
+    RoutingContext, RoutingVerdict, StepRouting, SubsetRouting, assess, is_destination_rule,
+    is_virtual_service, object_label, original_of, provider_for, subset_routing,
+    virtual_service_conflicts,
 };
 use crate::steps::{ParsedStep, canary_replicas, parse_steps};
 use crate::time::{remaining, to_k8s_time};
@@ -104,12 +106,38 @@ enum Work {
 /// Spec facts, read leniently (cleanup works even with an invalid spec).
 struct Ctx<'a> {
     routing_ref: Option<&'a TrafficRoutingRef>,
+    /// Every routing object, in order (`customNetworkRefs`, then
+    /// `gateway.httpRouteName`).
+    refs: Vec<CustomNetworkRef>,
     grace: Duration,
     steps: Vec<ParsedStep>,
     known: Vec<StepRouting>,
 }
 
 impl Ctx<'_> {
+    /// Subset routing: a DestinationRule is among the routing objects. Then
+    /// the VirtualServices route to its canary subset, the DestinationRule's
+    /// stable subsets (not the stable Service) are narrowed to the stable
+    /// pods, and there is no canary Service.
+    fn subset_mode(&self) -> bool {
+        self.refs
+            .iter()
+            .any(|r| is_destination_rule(&r.api_version, &r.kind))
+    }
+
+    /// The routing objects that carry the step's traffic split (all but the DestinationRule).
+    fn route_refs(&self) -> impl Iterator<Item = &CustomNetworkRef> {
+        self.refs
+            .iter()
+            .filter(|r| !is_destination_rule(&r.api_version, &r.kind))
+    }
+
+    fn destination_rule_refs(&self) -> impl Iterator<Item = &CustomNetworkRef> {
+        self.refs
+            .iter()
+            .filter(|r| is_destination_rule(&r.api_version, &r.kind))
+    }
+
     fn n(&self) -> i32 {
         i32::try_from(self.steps.len()).unwrap_or(i32::MAX)
     }
@@ -216,6 +244,9 @@ impl<'a> Planner<'a> {
         }
         Ctx {
             routing_ref,
+            refs: routing_ref
+                .map(TrafficRoutingRef::routing_refs)
+                .unwrap_or_default(),
             grace: Duration::from_secs(u64::try_from(grace.max(0)).unwrap_or(0)),
             steps,
             known,
@@ -225,6 +256,14 @@ impl<'a> Planner<'a> {
     /// Everything wrong with the spec, or `None`.
     fn spec_problem(&self) -> Option<PlanError> {
         let spec = &self.ro.spec;
+        if let Some(canary) = spec.strategy.canary.as_ref()
+            && !canary.extra_workload()
+        {
+            return Some(PlanError::Unsupported {
+                field: "spec.strategy.canary.enableExtraWorkloadForCanary".into(),
+                message: "false is not supported: ramp runs the canary as a separate <workload>-canary Deployment; remove the field or set it to true".into(),
+            });
+        }
         // The API crate's validation (shared with the admission webhook) is
         // authoritative; the planner's own checks below cover what it needs
         // when validation was bypassed (no webhook).
@@ -248,12 +287,6 @@ impl<'a> Planner<'a> {
         match spec.strategy.canary.as_ref() {
             None => problems.push("spec.strategy.canary: required".into()),
             Some(canary) => {
-                if !canary.extra_workload() {
-                    return Some(PlanError::Unsupported {
-                        field: "spec.strategy.canary.enableExtraWorkloadForCanary".into(),
-                        message: "false is not supported: ramp runs the canary as a separate <workload>-canary Deployment; remove the field or set it to true".into(),
-                    });
-                }
                 if canary.steps.is_empty() {
                     problems
                         .push("spec.strategy.canary.steps: at least one step is required".into());
@@ -268,8 +301,8 @@ impl<'a> Planner<'a> {
                                 "spec.strategy.canary.trafficRoutings[0].service: required".into(),
                             );
                         }
-                        if one.custom_network_refs.is_empty() {
-                            problems.push("spec.strategy.canary.trafficRoutings[0].customNetworkRefs: at least one VirtualService is required".into());
+                        if one.routing_refs().is_empty() {
+                            problems.push("spec.strategy.canary.trafficRoutings[0].customNetworkRefs: at least one routing object is required (a VirtualService, or an HTTPRoute here or in gateway.httpRouteName)".into());
                         }
                     }
                     other => problems.push(format!(
@@ -292,12 +325,17 @@ impl<'a> Planner<'a> {
         self.status.canary_status.clone().unwrap_or_default()
     }
 
+    /// Record an event (once per plan: the same object may be looked at
+    /// twice, e.g. a DestinationRule for isolation and for the canary subset).
     fn event(&mut self, type_: EventType, reason: &str, message: impl Into<String>) {
-        self.events.push(PlannedEvent {
+        let event = PlannedEvent {
             type_,
             reason: reason.into(),
             message: message.into(),
-        });
+        };
+        if !self.events.contains(&event) {
+            self.events.push(event);
+        }
     }
 
     fn message(&mut self, message: impl Into<String>) {
@@ -371,25 +409,75 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn routing_ctx(&self, ctx: &Ctx<'_>) -> RoutingContext {
+    /// What routing providers need to know, without subset routing (see
+    /// [`Self::routing_ctx`]).
+    fn base_routing_ctx(&self, ctx: &Ctx<'_>) -> RoutingContext {
         let service = ctx
             .routing_ref
             .map(|r| r.service.clone())
             .unwrap_or_default();
         let cs = self.cs_ref();
+        let stable_rs = self
+            .obs
+            .workload
+            .as_ref()
+            .and_then(|w| objects::find_rs(&self.obs.replica_sets, w, &cs.stable_revision));
+        let stable_pod_labels = stable_rs
+            .and_then(|rs| rs.spec.as_ref())
+            .and_then(|s| s.template.as_ref())
+            .and_then(|t| t.metadata.as_ref())
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
+        let stable_pod_template_hash = stable_rs.and_then(objects::pod_hash_label).or_else(|| {
+            self.obs
+                .stable_service
+                .as_ref()
+                .and_then(objects::stable_isolation)
+                .map(str::to_string)
+        });
         RoutingContext {
             namespace: self.namespace.clone(),
             canary_service: canary_service_name(&service),
             stable_service: service,
-            stable_pod_template_hash: self
-                .obs
-                .stable_service
-                .as_ref()
-                .and_then(objects::stable_isolation)
-                .map(str::to_string),
+            stable_pod_template_hash,
             canary_pod_template_hash: (!cs.pod_template_hash.is_empty())
                 .then(|| cs.pod_template_hash.clone()),
+            stable_pod_labels,
+            canary_subset_name: ctx
+                .routing_ref
+                .map(|r| r.canary_subset().to_string())
+                .unwrap_or_default(),
+            subsets: None,
         }
+    }
+
+    /// What routing providers need to know. With subset routing this reads
+    /// the DestinationRule's original: errors (a missing DestinationRule, one
+    /// for another host, no stable subset) stop progress unless `lenient`
+    /// (cleanup), where ramp still recognises its canary subset.
+    fn routing_ctx(&self, ctx: &Ctx<'_>, lenient: bool) -> Result<RoutingContext, PlanError> {
+        let mut rctx = self.base_routing_ctx(ctx);
+        let Some(r) = ctx.destination_rule_refs().next() else {
+            return Ok(rctx);
+        };
+        let label = format!("{} {}", r.kind, r.name);
+        let found = match self.obs.routing_object(&r.api_version, &r.kind, &r.name) {
+            None => Err(self.not_found(&r.kind, &r.name)),
+            Some(live) => provider_for(&r.api_version, &r.kind)
+                .ok_or_else(|| unsupported(r))
+                .and_then(|p| Ok(original_of(p, live, &rctx)?))
+                .and_then(|original| Ok(subset_routing(&label, &original.spec, &rctx)?)),
+        };
+        rctx.subsets = Some(match found {
+            Ok(subsets) => subsets,
+            Err(e) if !lenient => return Err(e),
+            Err(_) => SubsetRouting {
+                destination_rule: label,
+                canary: rctx.canary_subset().to_string(),
+                ..Default::default()
+            },
+        });
+        Ok(rctx)
     }
 
     fn workload_name(&self) -> String {
@@ -694,6 +782,17 @@ impl<'a> Planner<'a> {
         let field = format!("spec.strategy.canary.steps[{}].replicas", i - 1);
         let replicas = canary_replicas(&step.replicas, objects::spec_replicas(w), &field)
             .map_err(|p| PlanError::InvalidSpec { problems: vec![p] })?;
+        if replicas < 1
+            && let Some(m) = ctx.routing_at(i).and_then(|r| r.mirror)
+        {
+            return Err(PlanError::InvalidSpec {
+                problems: vec![format!(
+                    "{field}: step {i} mirrors {m}% of requests to the canary, which needs at least one canary pod, but the replicas resolve to 0 (Deployment {} has {} replicas); give the step at least 1 replica",
+                    self.workload_name(),
+                    objects::spec_replicas(w)
+                )],
+            });
+        }
         Ok(objects::canary_deployment(self.ro, w, replicas))
     }
 
@@ -731,13 +830,26 @@ impl<'a> Planner<'a> {
             })
     }
 
-    /// Narrow the stable Service to the stable pods. Returns whether it changed.
+    /// Narrow the stable Service to the stable pods (with subset routing:
+    /// the DestinationRule's stable subsets, and the Service stays whole so
+    /// that the canary subset has endpoints). Returns whether it changed.
     fn ensure_isolation(&mut self, ctx: &Ctx<'_>, w: &Deployment) -> Result<bool, PlanError> {
         let name = Self::stable_service_name(ctx);
         let Some(svc) = self.obs.stable_service.as_ref() else {
             return Err(self.not_found("Service", &name));
         };
         let hash = self.stable_pod_hash(w)?;
+        if ctx.subset_mode() {
+            let mut changed = false;
+            if objects::stable_isolation(svc).is_some() {
+                self.actions.push(Action::PatchService {
+                    name,
+                    patch: objects::unisolate_patch(),
+                });
+                changed = true;
+            }
+            return Ok(self.ensure_destination_rules(ctx, false)? || changed);
+        }
         if objects::isolated_with(svc, &hash) {
             return Ok(false);
         }
@@ -756,7 +868,13 @@ impl<'a> Planner<'a> {
             .and_then(objects::pod_hash_label)
     }
 
+    /// Make the canary reachable: the canary Service, or with subset routing
+    /// the DestinationRule's canary subset (the canary pods' hash is in the
+    /// status by now). Returns whether anything changed.
     fn ensure_canary_service(&mut self, ctx: &Ctx<'_>, hash: &str) -> Result<bool, PlanError> {
+        if ctx.subset_mode() {
+            return self.ensure_destination_rules(ctx, false);
+        }
         let name = Self::stable_service_name(ctx);
         let Some(stable) = self.obs.stable_service.as_ref() else {
             return Err(self.not_found("Service", &name));
@@ -776,68 +894,125 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Bring every routing object to `wanted` (`None`: the original).
-    /// Missing objects are errors unless `lenient` (cleanup). Returns whether
-    /// any patch was planned.
+    /// Bring every routing object except DestinationRules to `wanted`
+    /// (`None`: the original). Missing objects are errors unless `lenient`
+    /// (cleanup); unless `lenient`, conflicting VirtualServices are too.
+    /// Returns whether any patch was planned.
     fn ensure_routing(
         &mut self,
         ctx: &Ctx<'_>,
         wanted: Option<&StepRouting>,
         lenient: bool,
     ) -> Result<bool, PlanError> {
-        let Some(routing_ref) = ctx.routing_ref else {
+        if ctx.routing_ref.is_none() {
             return Ok(false);
-        };
-        let rctx = self.routing_ctx(ctx);
+        }
+        let rctx = self.routing_ctx(ctx, lenient)?;
+        if !lenient {
+            self.check_conflicts(ctx, &rctx)?;
+        }
+        let refs: Vec<CustomNetworkRef> = ctx.route_refs().cloned().collect();
         let mut changed = false;
-        for r in &routing_ref.custom_network_refs {
-            let Some(live) = self.obs.routing_object(&r.api_version, &r.kind, &r.name) else {
-                if lenient {
-                    continue;
-                }
-                return Err(self.not_found(&r.kind, &r.name));
-            };
-            let Some(provider) = provider_for(&r.api_version, &r.kind) else {
-                if lenient {
-                    continue;
-                }
-                return Err(crate::error::RoutingError::UnsupportedKind {
-                    api_version: r.api_version.clone(),
-                    kind: r.kind.clone(),
-                    name: r.name.clone(),
-                }
-                .into());
-            };
-            let desired = match assess(provider, live, wanted, &ctx.known, &rctx)? {
-                RoutingVerdict::InSync => continue,
-                RoutingVerdict::Behind { desired } => desired,
-                RoutingVerdict::Drifted { desired, .. } => {
-                    let what = match wanted {
-                        Some(_) => format!("step {}", self.cs_ref().current_step_index),
-                        None => "the original routing".to_string(),
-                    };
-                    self.event(
-                        EventType::Warning,
-                        "RoutingDrift",
-                        format!(
-                            "{} was changed by someone else; ramp keeps that change as the new original and re-applies {what}",
-                            object_label(live)
-                        ),
-                    );
-                    desired
-                }
-            };
-            if let Some(patch) = crate::routing::routing_patch(live, &desired) {
-                self.actions.push(Action::PatchRouting {
-                    api_version: r.api_version.clone(),
-                    kind: r.kind.clone(),
-                    name: r.name.clone(),
-                    patch,
-                });
-                changed = true;
-            }
+        for r in &refs {
+            changed |= self.ensure_object(ctx, r, wanted, lenient, &rctx)?;
         }
         Ok(changed)
+    }
+
+    /// Bring the DestinationRules to what the rollout needs (stable subsets
+    /// narrowed, the canary subset once its pods' hash is known), or with
+    /// `restore` back to their originals (always lenient).
+    fn ensure_destination_rules(
+        &mut self,
+        ctx: &Ctx<'_>,
+        restore: bool,
+    ) -> Result<bool, PlanError> {
+        let rctx = self.routing_ctx(ctx, restore)?;
+        let refs: Vec<CustomNetworkRef> = ctx.destination_rule_refs().cloned().collect();
+        let wanted = StepRouting::default();
+        let wanted = (!restore).then_some(&wanted);
+        let mut changed = false;
+        for r in &refs {
+            changed |= self.ensure_object(ctx, r, wanted, restore, &rctx)?;
+        }
+        Ok(changed)
+    }
+
+    /// Bring one routing object to `wanted`. Returns whether a patch was planned.
+    fn ensure_object(
+        &mut self,
+        ctx: &Ctx<'_>,
+        r: &CustomNetworkRef,
+        wanted: Option<&StepRouting>,
+        lenient: bool,
+        rctx: &RoutingContext,
+    ) -> Result<bool, PlanError> {
+        let Some(live) = self.obs.routing_object(&r.api_version, &r.kind, &r.name) else {
+            if lenient {
+                return Ok(false);
+            }
+            return Err(self.not_found(&r.kind, &r.name));
+        };
+        let Some(provider) = provider_for(&r.api_version, &r.kind) else {
+            if lenient {
+                return Ok(false);
+            }
+            return Err(unsupported(r));
+        };
+        let desired = match assess(provider, live, wanted, &ctx.known, rctx)? {
+            RoutingVerdict::InSync => return Ok(false),
+            RoutingVerdict::Behind { desired } => desired,
+            RoutingVerdict::Drifted { desired, .. } => {
+                let what = match wanted {
+                    Some(_) => format!("step {}", self.cs_ref().current_step_index),
+                    None => "the original routing".to_string(),
+                };
+                self.event(
+                    EventType::Warning,
+                    "RoutingDrift",
+                    format!(
+                        "{} was changed by someone else; ramp keeps that change as the new original and re-applies {what}",
+                        object_label(live)
+                    ),
+                );
+                desired
+            }
+        };
+        let Some(patch) = crate::routing::routing_patch(live, &desired) else {
+            return Ok(false);
+        };
+        let action = Action::PatchRouting {
+            api_version: r.api_version.clone(),
+            kind: r.kind.clone(),
+            name: r.name.clone(),
+            patch,
+        };
+        // One patch per object and plan: a later one (computed from the same
+        // live object, so with the same resourceVersion test) replaces an
+        // earlier one in place, keeping the order of objects.
+        let earlier = self.actions.iter().position(|a| {
+            matches!(a, Action::PatchRouting { kind, name, .. } if *kind == r.kind && *name == r.name)
+        });
+        match earlier {
+            Some(i) => self.actions[i] = action,
+            None => self.actions.push(action),
+        }
+        Ok(true)
+    }
+
+    /// Istio IST0109: no other VirtualService of the namespace may claim a
+    /// host (for a gateway) that a VirtualService ramp changes claims.
+    fn check_conflicts(&self, ctx: &Ctx<'_>, rctx: &RoutingContext) -> Result<(), PlanError> {
+        let changed: Vec<&serde_json::Value> = ctx
+            .route_refs()
+            .filter(|r| is_virtual_service(&r.api_version, &r.kind))
+            .filter_map(|r| self.obs.routing_object(&r.api_version, &r.kind, &r.name))
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        virtual_service_conflicts(&changed, &self.obs.namespace_virtual_services, rctx)?;
+        Ok(())
     }
 
     /// Before anything is created: every object exists, belongs where it
@@ -866,23 +1041,13 @@ impl<'a> Planner<'a> {
             });
         }
         self.stable_pod_hash(w)?;
-        let rctx = self.routing_ctx(ctx);
-        for r in ctx
-            .routing_ref
-            .iter()
-            .flat_map(|r| r.custom_network_refs.iter())
-        {
+        let rctx = self.routing_ctx(ctx, false)?;
+        for r in &ctx.refs {
             let live = self
                 .obs
                 .routing_object(&r.api_version, &r.kind, &r.name)
                 .ok_or_else(|| self.not_found(&r.kind, &r.name))?;
-            let provider = provider_for(&r.api_version, &r.kind).ok_or_else(|| {
-                crate::error::RoutingError::UnsupportedKind {
-                    api_version: r.api_version.clone(),
-                    kind: r.kind.clone(),
-                    name: r.name.clone(),
-                }
-            })?;
+            let provider = provider_for(&r.api_version, &r.kind).ok_or_else(|| unsupported(r))?;
             let original = original_of(provider, live, &rctx)?;
             let label = object_label(live);
             provider.check(&label, &original.spec, &rctx)?;
@@ -890,6 +1055,7 @@ impl<'a> Planner<'a> {
                 provider.step_spec(&label, &original.spec, step, &rctx)?;
             }
         }
+        self.check_conflicts(ctx, &rctx)?;
         Ok(())
     }
 
@@ -903,11 +1069,17 @@ impl<'a> Planner<'a> {
                 parts.push("matching requests".to_string());
             }
         }
-        if parts.is_empty() {
+        let mut text = if parts.is_empty() {
             "no traffic".to_string()
         } else {
             parts.join(" and ")
+        };
+        if let Some(m) = ctx.routing_at(i).and_then(|r| r.mirror) {
+            text.push_str(&format!(
+                " plus a copy of {m}% of the stable requests (mirrored; the canary's answers are discarded)"
+            ));
         }
+        text
     }
 
     fn before_step_upgrade(
@@ -1382,6 +1554,9 @@ impl<'a> Planner<'a> {
                 self.ensure_routing(ctx, None, true)?;
             }
             FinalisingStep::RestoreStableService => {
+                // With subset routing the stable subsets were narrowed instead
+                // (and the VirtualServices no longer use the canary subset).
+                self.ensure_destination_rules(ctx, true)?;
                 if let Some(svc) = self.obs.stable_service.as_ref()
                     && objects::stable_isolation(svc).is_some()
                 {
@@ -1581,11 +1756,20 @@ fn describe(step: FinalisingStep) -> &'static str {
             "restoring the routing objects to their original; waiting the grace period"
         }
         FinalisingStep::RestoreStableService => {
-            "removing the pod-template-hash ramp added to the stable Service's selector; waiting the grace period"
+            "removing the pod-template-hash ramp added to the stable Service's selector (with subset routing: restoring the DestinationRule); waiting the grace period"
         }
         FinalisingStep::DeleteCanaryService => "deleting the canary Service",
         FinalisingStep::ResumeWorkload => "resuming the Deployment",
         FinalisingStep::DeleteCanaryWorkload => "deleting the canary Deployment",
         FinalisingStep::Done => "done",
     }
+}
+
+fn unsupported(r: &CustomNetworkRef) -> PlanError {
+    crate::error::RoutingError::UnsupportedKind {
+        api_version: r.api_version.clone(),
+        kind: r.kind.clone(),
+        name: r.name.clone(),
+    }
+    .into()
 }

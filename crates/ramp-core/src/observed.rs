@@ -26,9 +26,17 @@ pub struct Observed {
     pub stable_service: Option<Service>,
     /// The canary Service `<service>-canary`, if it exists.
     pub canary_service: Option<Service>,
-    /// Each routing object named by `trafficRoutings[0].customNetworkRefs` that
-    /// exists, as JSON (with `apiVersion`, `kind`, `metadata`, `spec`).
+    /// Each routing object named by `trafficRoutings[0]` that exists, as
+    /// JSON (with `apiVersion`, `kind`, `metadata`, `spec`): every entry of
+    /// [`ramp_api::TrafficRoutingRef::routing_refs`], which is
+    /// `customNetworkRefs` plus the HTTPRoute of `gateway.httpRouteName`.
     pub routing_objects: Vec<Value>,
+    /// Every Istio VirtualService in the Rollout's namespace, as JSON (at
+    /// least `metadata.name`, `metadata.namespace` and `spec`), for conflict
+    /// detection: another VirtualService claiming a host ramp changes stops
+    /// the rollout before anything changes. Empty when Istio's CRD is not
+    /// installed (then only the referenced VirtualServices are compared).
+    pub namespace_virtual_services: Vec<Value>,
     /// The current time.
     pub now: DateTime<Utc>,
 }
@@ -45,6 +53,7 @@ impl Observed {
             stable_service: None,
             canary_service: None,
             routing_objects: Vec::new(),
+            namespace_virtual_services: Vec::new(),
             now,
         }
     }

@@ -11,8 +11,9 @@ use crate::routing::StepRouting;
 pub(crate) struct ParsedStep {
     /// Canary replicas as written.
     pub replicas: IntOrString,
-    /// The routing in force during this step (a step with neither traffic nor
-    /// matches keeps the previous step's routing, as in Kruise Rollout).
+    /// The routing in force during this step (a step with neither traffic,
+    /// matches nor mirror keeps the previous step's routing, as in Kruise
+    /// Rollout).
     pub routing: Option<StepRouting>,
     /// Pause duration in seconds; `None`: wait for approval.
     pub pause_seconds: Option<i32>,
@@ -99,10 +100,19 @@ pub(crate) fn parse_steps(steps: &[CanaryStep]) -> Result<Vec<ParsedStep>, Vec<S
                 }
             }
         }
-        let routing = if weight.is_some() || !step.matches.is_empty() {
+        let mirror = step.mirror.as_ref().map(|m| m.percent);
+        if let Some(p) = mirror
+            && !(1..=100).contains(&p)
+        {
+            problems.push(format!(
+                "{base}.mirror.percent: {p} must be more than 0 and at most 100"
+            ));
+        }
+        let routing = if weight.is_some() || !step.matches.is_empty() || mirror.is_some() {
             Some(StepRouting {
                 weight,
                 matches: step.matches.clone(),
+                mirror,
             })
         } else {
             previous.clone()

@@ -43,6 +43,7 @@ fn header_step() -> StepRouting {
             }],
             ..Default::default()
         }],
+        mirror: None,
     }
 }
 
@@ -50,6 +51,7 @@ fn weight(w: i32) -> StepRouting {
     StepRouting {
         weight: Some(w),
         matches: vec![],
+        mirror: None,
     }
 }
 

@@ -1,16 +1,18 @@
 //! Table tests for the Istio VirtualService provider: each case in
-//! tests/fixtures/istio/cases.yaml is an original spec, a step, and the spec
-//! ramp must produce (or the error it must give).
+//! tests/fixtures/istio/cases.yaml (Service routing) and
+//! tests/fixtures/istio/subsets.yaml (subset routing with a DestinationRule)
+//! is an original spec, a step, and the spec ramp must produce (or the error
+//! it must give).
 
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap fixtures too
 
 mod common;
 
-use common::{fixtures, load};
+use common::{assert_restores_exactly, fixtures, load, step_routing};
 use pretty_assertions::assert_eq;
 use ramp_api::CanaryStep;
 use ramp_core::routing::{
-    IstioVirtualService, RoutingContext, StepRouting, TrafficProvider, provider_for,
+    IstioVirtualService, RoutingContext, StepRouting, SubsetRouting, TrafficProvider, provider_for,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -21,6 +23,8 @@ struct Case {
     name: String,
     #[serde(default)]
     service: Option<String>,
+    #[serde(default)]
+    canary_subset: Option<String>,
     step: CanaryStep,
     original: Value,
     #[serde(default)]
@@ -44,29 +48,36 @@ fn ctx(service: &str) -> RoutingContext {
     }
 }
 
-fn routing(step: &CanaryStep) -> StepRouting {
-    StepRouting {
-        weight: step
-            .traffic
-            .as_deref()
-            .map(|t| ramp_core::parse_percent(t, "traffic").unwrap()),
-        matches: step.matches.clone(),
+/// bookinfo's reviews: DestinationRule `reviews` with subsets v1, v2, v3;
+/// v1 selects the stable pods.
+fn subset_ctx(canary: Option<&str>) -> RoutingContext {
+    let canary = canary.unwrap_or("canary");
+    RoutingContext {
+        canary_subset_name: canary.into(),
+        subsets: Some(SubsetRouting {
+            destination_rule: "DestinationRule reviews".into(),
+            stable: vec!["v1".into()],
+            canary: canary.into(),
+            defined: vec!["v1".into(), "v2".into(), "v3".into()],
+        }),
+        ..ctx("reviews")
     }
 }
 
-#[test]
-fn istio_virtual_service_table() {
-    let cases: Vec<Case> = load(&fixtures().join("istio/cases.yaml"));
-    assert!(cases.len() >= 15);
+fn run_table(file: &str, min: usize, ctx_of: impl Fn(&Case) -> RoutingContext) {
+    let cases: Vec<Case> = load(&fixtures().join(file));
+    assert!(cases.len() >= min, "{file}: {} cases", cases.len());
     let p = IstioVirtualService;
     for case in cases {
-        let ctx = ctx(case.service.as_deref().unwrap_or("service-demo"));
-        let step = routing(&case.step);
+        let ctx = ctx_of(&case);
+        let step = step_routing(&case.step);
         let got = p.step_spec("VirtualService vs", &case.original, &step, &ctx);
         match (&case.expected, &case.error) {
             (Some(expected), None) => {
                 let got = got.unwrap_or_else(|e| panic!("{}: {e}", case.name));
                 assert_eq!(&got, expected, "{}", case.name);
+                p.check("VirtualService vs", &case.original, &ctx)
+                    .unwrap_or_else(|e| panic!("{}: check: {e}", case.name));
                 if case.round_trip {
                     let back = p.strip_spec("VirtualService vs", &got, &ctx).unwrap();
                     assert_eq!(
@@ -82,6 +93,15 @@ fn istio_virtual_service_table() {
                     case.original,
                     "{}: strip(original)",
                     case.name
+                );
+                assert_restores_exactly(
+                    &p,
+                    "networking.istio.io/v1",
+                    "VirtualService",
+                    &case.original,
+                    &step,
+                    &ctx,
+                    &case.name,
                 );
             }
             (None, Some(kind)) => {
@@ -99,12 +119,27 @@ fn istio_virtual_service_table() {
 }
 
 #[test]
+fn istio_virtual_service_table() {
+    run_table("istio/cases.yaml", 20, |case| {
+        ctx(case.service.as_deref().unwrap_or("service-demo"))
+    });
+}
+
+#[test]
+fn istio_virtual_service_subset_table() {
+    run_table("istio/subsets.yaml", 8, |case| {
+        subset_ctx(case.canary_subset.as_deref())
+    });
+}
+
+#[test]
 fn errors_name_the_object_and_the_field() {
     let p = IstioVirtualService;
     let ctx = ctx("service-demo");
     let step = StepRouting {
         weight: Some(10),
         matches: vec![],
+        mirror: None,
     };
     let bad_host = json!({"http": [{"route": [{"destination": {"port": {"number": 80}}}]}]});
     let err = p
@@ -128,9 +163,76 @@ fn errors_name_the_object_and_the_field() {
 }
 
 #[test]
+fn subset_errors_name_the_virtual_service_the_destination_rule_and_the_field() {
+    let p = IstioVirtualService;
+    let step = StepRouting {
+        weight: Some(50),
+        ..Default::default()
+    };
+    let v4 = json!({"http": [{"route": [{"destination": {"host": "reviews", "subset": "v4"}}]}]});
+    let err = p
+        .check("VirtualService reviews", &v4, &subset_ctx(None))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "VirtualService reviews: spec.http[0].route[0].destination.subset: subset \"v4\" is not defined in DestinationRule reviews, the DestinationRule of Service reviews (it defines v1, v2, v3); add the subset there or fix the route"
+    );
+    assert_eq!(err.reason(), "UndefinedSubset");
+    let v2 = json!({"http": [{"route": [{"destination": {"host": "reviews", "subset": "v2"}}]}]});
+    let err = p
+        .step_spec("VirtualService reviews", &v2, &step, &subset_ctx(None))
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "VirtualService reviews has no http route to a stable subset (v1) of Service reviews from DestinationRule reviews"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn mirror_conflict_says_how_to_fix_it() {
+    let p = IstioVirtualService;
+    let step = StepRouting {
+        mirror: Some(100),
+        ..Default::default()
+    };
+    let spec = json!({"http": [{"route": [{"destination": {"host": "service-demo"}}], "mirror": {"host": "audit"}}]});
+    let err = p
+        .step_spec("VirtualService vs-demo", &spec, &step, &ctx("service-demo"))
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("VirtualService vs-demo: spec.http[0].mirror: the route already mirrors to {\"host\":\"audit\"}"),
+        "{text}"
+    );
+    assert!(text.contains("mirrors"), "{text}");
+}
+
+#[test]
 fn providers_are_found_by_group_and_kind() {
     assert!(provider_for("networking.istio.io/v1beta1", "VirtualService").is_some());
     assert!(provider_for("networking.istio.io/v1", "VirtualService").is_some());
-    assert!(provider_for("gateway.networking.k8s.io/v1", "HTTPRoute").is_none());
+    for (api_version, kind, name) in [
+        (
+            "networking.istio.io/v1alpha3",
+            "DestinationRule",
+            "istio-destinationrule",
+        ),
+        (
+            "gateway.networking.k8s.io/v1",
+            "HTTPRoute",
+            "gateway-httproute",
+        ),
+        (
+            "gateway.networking.k8s.io/v1beta1",
+            "HTTPRoute",
+            "gateway-httproute",
+        ),
+    ] {
+        assert_eq!(provider_for(api_version, kind).unwrap().name(), name);
+    }
+    assert!(provider_for("gateway.networking.k8s.io/v1", "GRPCRoute").is_none());
     assert!(provider_for("example.com/v1", "VirtualService").is_none());
+    assert!(provider_for("example.com/v1", "HTTPRoute").is_none());
 }

@@ -630,7 +630,7 @@ fn missing_objects_stop_before_anything_changes() {
         let mut w = walkthrough();
         match missing {
             "VirtualService vs-demo" => {
-                w.routing.remove("vs-demo");
+                w.routing.remove("VirtualService/vs-demo");
             }
             _ => {
                 w.services.remove("service-demo");

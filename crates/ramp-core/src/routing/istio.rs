@@ -1,15 +1,25 @@
-//! Istio `VirtualService` (networking.istio.io): routes to the canary Service.
+//! Istio `VirtualService` (networking.istio.io): routes to the canary Service,
+//! or with a DestinationRule to the canary subset.
 //!
 //! Only `spec.http` routes are changed. A route "goes to the stable Service"
 //! when one of its destinations' `host` names the stable Service in the
 //! Rollout's namespace: `svc`, `svc.ns`, `svc.ns.svc` or
 //! `svc.ns.svc.cluster.local`. The canary destination uses the same form of
 //! host with the canary Service's name, the same port, and no subset.
+//!
+//! With subset routing ([`RoutingContext::subsets`]) a stable destination is
+//! one to the stable Service's host naming a stable subset; the canary
+//! destination is the same host and port with the canary subset. Every
+//! subset a route names for that host must exist in the DestinationRule.
+//!
+//! A mirror step gives each route to the stable Service `mirror` (the
+//! canary destination) and `mirrorPercentage: {value: N}`; a route using the
+//! newer `mirrors` list gets the canary appended there instead.
 
 use ramp_api::{HttpRouteMatch, PathMatchType, ValueMatchType};
 use serde_json::{Map, Value, json};
 
-use super::{RoutingContext, StepRouting, TrafficProvider};
+use super::{RoutingContext, StepRouting, TrafficProvider, service_host_suffix};
 use crate::error::RoutingError;
 use crate::observed::api_group;
 
@@ -33,6 +43,7 @@ impl TrafficProvider for IstioVirtualService {
         ctx: &RoutingContext,
     ) -> Result<(), RoutingError> {
         let hosts = Hosts::new(ctx);
+        check_subsets(object, original_spec, &hosts)?;
         for (i, route) in http_routes(object, original_spec)?.iter().enumerate() {
             let dests = destinations(object, route, &format!("spec.http[{i}]"))?;
             if dests.iter().any(|d| hosts.is_stable(d)) {
@@ -50,6 +61,7 @@ impl TrafficProvider for IstioVirtualService {
         ctx: &RoutingContext,
     ) -> Result<Value, RoutingError> {
         let hosts = Hosts::new(ctx);
+        check_subsets(object, original_spec, &hosts)?;
         let mut out = Vec::new();
         let mut found = false;
         for (i, route) in http_routes(object, original_spec)?.iter().enumerate() {
@@ -70,6 +82,11 @@ impl TrafficProvider for IstioVirtualService {
             let mut kept = route.clone();
             if let Some(w) = step.weight {
                 kept["route"] = Value::Array(split(&hosts, &dests, i64::from(w)));
+            }
+            if let Some(percent) = step.mirror {
+                let target =
+                    hosts.canary_destination(&dests[first_stable], None)["destination"].clone();
+                add_mirror(object, &field, &mut kept, target, percent)?;
             }
             out.push(kept);
         }
@@ -96,6 +113,7 @@ impl TrafficProvider for IstioVirtualService {
             let dests = destinations(object, route, &format!("spec.http[{i}]"))?;
             let (canary, rest): (Vec<&Value>, Vec<&Value>) =
                 dests.iter().partition(|d| hosts.is_canary(d));
+            let route = &strip_mirror(&hosts, route);
             if canary.is_empty() {
                 out.push(route.clone());
                 continue;
@@ -134,10 +152,125 @@ impl TrafficProvider for IstioVirtualService {
 }
 
 fn no_route(object: &str, ctx: &RoutingContext) -> RoutingError {
-    RoutingError::NoRouteToService {
-        object: object.to_string(),
-        service: ctx.stable_service.clone(),
+    let service = ctx.stable_service.clone();
+    match &ctx.subsets {
+        Some(s) => RoutingError::NoRouteToStableSubset {
+            object: object.to_string(),
+            subsets: s.stable.join(", "),
+            destination_rule: s.destination_rule.clone(),
+            service,
+        },
+        None => RoutingError::NoRouteToService {
+            object: object.to_string(),
+            expected: format!(
+                "a destination host {service}, {service}.<namespace>, {service}.<namespace>.svc or {service}.<namespace>.svc.cluster.local"
+            ),
+            service,
+        },
     }
+}
+
+/// With subset routing: every subset a route names for the stable
+/// Service's host must be defined in the DestinationRule.
+fn check_subsets(object: &str, spec: &Value, hosts: &Hosts<'_>) -> Result<(), RoutingError> {
+    let Some(subsets) = &hosts.ctx.subsets else {
+        return Ok(());
+    };
+    for (i, route) in http_routes(object, spec)?.iter().enumerate() {
+        let field = format!("spec.http[{i}]");
+        for (j, d) in destinations(object, route, &field)?.iter().enumerate() {
+            if !hosts.is_stable_host(d) {
+                continue;
+            }
+            let Some(subset) = d.pointer("/destination/subset") else {
+                continue;
+            };
+            let Some(subset) = subset.as_str() else {
+                return Err(invalid(
+                    object,
+                    &format!("{field}.route[{j}].destination.subset"),
+                    "must be a string",
+                ));
+            };
+            if !subsets.defined.iter().any(|s| s == subset) {
+                let defined = if subsets.defined.is_empty() {
+                    "no subsets".to_string()
+                } else {
+                    subsets.defined.join(", ")
+                };
+                return Err(RoutingError::UndefinedSubset {
+                    object: object.to_string(),
+                    field: format!("{field}.route[{j}].destination.subset"),
+                    subset: subset.to_string(),
+                    defined_in: format!(
+                        "{}, the DestinationRule of Service {} (it defines {defined})",
+                        subsets.destination_rule, hosts.ctx.stable_service
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Give a route to the stable Service a mirror to the canary.
+fn add_mirror(
+    object: &str,
+    field: &str,
+    route: &mut Value,
+    target: Value,
+    percent: i32,
+) -> Result<(), RoutingError> {
+    let Some(r) = route.as_object_mut() else {
+        return Err(invalid(object, field, "must be an object"));
+    };
+    let percentage = json!({"value": percent});
+    match r.get_mut("mirrors") {
+        Some(Value::Array(list)) => {
+            list.push(json!({"destination": target, "percentage": percentage}));
+            return Ok(());
+        }
+        Some(Value::Null) | None => {}
+        Some(_) => {
+            return Err(invalid(
+                object,
+                &format!("{field}.mirrors"),
+                "must be a list",
+            ));
+        }
+    }
+    if let Some(existing) = r.get("mirror").filter(|m| !m.is_null()) {
+        return Err(RoutingError::ConflictingMirror {
+            object: object.to_string(),
+            field: format!("{field}.mirror"),
+            message: format!(
+                "the route already mirrors to {existing}, and `mirror` takes one destination; write it as `mirrors: [{{destination: …}}]` so ramp can add the canary next to it"
+            ),
+        });
+    }
+    r.insert("mirror".into(), target);
+    r.insert("mirrorPercentage".into(), percentage);
+    Ok(())
+}
+
+/// A route without the mirrors ramp added.
+fn strip_mirror(hosts: &Hosts<'_>, route: &Value) -> Value {
+    let mut out = route.clone();
+    let Some(r) = out.as_object_mut() else {
+        return out;
+    };
+    let is_canary = |m: &Value| hosts.is_canary(&json!({"destination": m}));
+    if r.get("mirror").is_some_and(is_canary) {
+        r.remove("mirror");
+        r.remove("mirrorPercentage");
+    }
+    if let Some(Value::Array(list)) = r.get_mut("mirrors") {
+        list.retain(|m| !m.get("destination").is_some_and(is_canary));
+        if list.is_empty() {
+            r.remove("mirrors");
+        }
+    }
+    out
 }
 
 fn invalid(object: &str, field: &str, message: &str) -> RoutingError {
@@ -223,15 +356,7 @@ impl<'a> Hosts<'a> {
     /// The suffix after the service name if `host` names `service` in the
     /// Rollout's namespace.
     fn suffix<'h>(&self, host: &'h str, service: &str) -> Option<&'h str> {
-        let rest = host.strip_prefix(service)?;
-        let ns = &self.ctx.namespace;
-        let ok = rest.is_empty()
-            || rest.strip_prefix('.').is_some_and(|r| {
-                r == ns
-                    || r.strip_prefix(ns.as_str())
-                        .is_some_and(|s| s == ".svc" || s == ".svc.cluster.local")
-            });
-        ok.then_some(rest)
+        service_host_suffix(host, service, &self.ctx.namespace)
     }
 
     fn host(dest: &Value) -> &str {
@@ -240,25 +365,58 @@ impl<'a> Hosts<'a> {
             .unwrap_or("")
     }
 
-    fn is_stable(&self, dest: &Value) -> bool {
+    fn subset(dest: &Value) -> Option<&str> {
+        dest.pointer("/destination/subset").and_then(Value::as_str)
+    }
+
+    /// The destination's host is the stable Service (any subset).
+    fn is_stable_host(&self, dest: &Value) -> bool {
         self.suffix(Self::host(dest), &self.ctx.stable_service)
             .is_some()
     }
 
+    /// The destination reaches the stable pods: the stable Service, or with
+    /// subset routing one of its stable subsets.
+    fn is_stable(&self, dest: &Value) -> bool {
+        if !self.is_stable_host(dest) {
+            return false;
+        }
+        match &self.ctx.subsets {
+            None => true,
+            Some(s) => Self::subset(dest).is_some_and(|n| s.stable.iter().any(|x| x == n)),
+        }
+    }
+
+    /// The destination is one ramp adds: the canary Service, or with subset
+    /// routing the canary subset of the stable Service.
     fn is_canary(&self, dest: &Value) -> bool {
-        self.suffix(Self::host(dest), &self.ctx.canary_service)
+        if self
+            .suffix(Self::host(dest), &self.ctx.canary_service)
             .is_some()
+        {
+            return true;
+        }
+        match &self.ctx.subsets {
+            Some(s) => self.is_stable_host(dest) && Self::subset(dest) == Some(s.canary.as_str()),
+            None => false,
+        }
     }
 
     /// A destination like `stable` (same host form, port and destination
-    /// options) that goes to the canary Service.
+    /// options) that goes to the canary Service, or with subset routing to
+    /// the canary subset of the same host.
     fn canary_destination(&self, stable: &Value, weight: Option<i64>) -> Value {
-        let host = Self::host(stable);
-        let suffix = self.suffix(host, &self.ctx.stable_service).unwrap_or("");
         let mut d = stable.clone();
-        d["destination"]["host"] = json!(format!("{}{suffix}", self.ctx.canary_service));
-        if let Some(dest) = d["destination"].as_object_mut() {
-            dest.remove("subset");
+        match &self.ctx.subsets {
+            Some(s) => d["destination"]["subset"] = json!(s.canary),
+            None => {
+                let host = Self::host(stable);
+                let suffix = self.suffix(host, &self.ctx.stable_service).unwrap_or("");
+                d["destination"]["host"] = json!(format!("{}{suffix}", self.ctx.canary_service));
+                if let Some(dest) = d["destination"].as_object_mut() {
+                    dest.remove("subset");
+                }
+            }
         }
         match weight {
             Some(w) => d["weight"] = json!(w),

@@ -14,12 +14,20 @@
 //!   ramp itself writes, someone else changed it; the new original is the
 //!   live object with ramp's additions stripped, so the edit is kept.
 //!
-//! A [`TrafficProvider`] knows one kind of object and only transforms `spec`.
-//! Istio's VirtualService is [`IstioVirtualService`]; DestinationRule subsets
-//! and Gateway API HTTPRoutes plug in behind the same trait.
+//! A [`TrafficProvider`] knows one kind of object and only transforms `spec`:
+//! Istio's VirtualService is [`IstioVirtualService`], its DestinationRule
+//! (subset routing) [`IstioDestinationRule`], Gateway API's HTTPRoute
+//! [`GatewayHttpRoute`]. [`virtual_service_conflicts`] checks that no other
+//! VirtualService claims the hosts ramp is about to change.
 
+mod conflicts;
+mod destination_rule;
+mod gateway;
 mod istio;
 
+pub use conflicts::{normalize_gateway, normalize_host, virtual_service_conflicts};
+pub use destination_rule::{IstioDestinationRule, subset_routing};
+pub use gateway::GatewayHttpRoute;
 pub use istio::IstioVirtualService;
 
 use std::collections::BTreeMap;
@@ -39,6 +47,9 @@ pub struct StepRouting {
     pub weight: Option<i32>,
     /// Requests matching any of these go to the canary.
     pub matches: Vec<HttpRouteMatch>,
+    /// Percent of the stable routes' requests also copied to the canary
+    /// (1..=100); the copies' responses are discarded.
+    pub mirror: Option<i32>,
 }
 
 /// Rollout-wide facts a provider needs.
@@ -54,6 +65,42 @@ pub struct RoutingContext {
     pub stable_pod_template_hash: Option<String>,
     /// `pod-template-hash` of the canary pods, when known.
     pub canary_pod_template_hash: Option<String>,
+    /// Labels of the stable pods (their template's labels, with
+    /// `pod-template-hash`); a DestinationRule's stable subsets are those
+    /// whose labels all appear here.
+    pub stable_pod_labels: BTreeMap<String, String>,
+    /// Name of the canary subset ramp adds to a DestinationRule (empty:
+    /// [`ramp_api::TrafficRoutingRef::DEFAULT_CANARY_SUBSET_NAME`]).
+    pub canary_subset_name: String,
+    /// Subset routing: set when the Rollout names a DestinationRule, from
+    /// that DestinationRule's original (see [`subset_routing`]).
+    pub subsets: Option<SubsetRouting>,
+}
+
+impl RoutingContext {
+    /// The canary subset's name, defaulted.
+    pub fn canary_subset(&self) -> &str {
+        if self.canary_subset_name.is_empty() {
+            ramp_api::TrafficRoutingRef::DEFAULT_CANARY_SUBSET_NAME
+        } else {
+            &self.canary_subset_name
+        }
+    }
+}
+
+/// How VirtualServices route to the canary when a DestinationRule is used:
+/// to a subset of the stable Service's host instead of the canary Service.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct SubsetRouting {
+    /// `DestinationRule name`, for messages.
+    pub destination_rule: String,
+    /// The subsets selecting the stable pods: routes naming one of them get
+    /// the canary subset next to them.
+    pub stable: Vec<String>,
+    /// The canary subset ramp adds.
+    pub canary: String,
+    /// Every subset the DestinationRule's original defines.
+    pub defined: Vec<String>,
 }
 
 /// One kind of routing object. Pure: spec in, spec out.
@@ -90,14 +137,55 @@ pub trait TrafficProvider: Send + Sync {
         live_spec: &Value,
         ctx: &RoutingContext,
     ) -> Result<Value, RoutingError>;
+
+    /// Whether ramp's shape of the object depends on the pods (their
+    /// `pod-template-hash`) rather than only on the step: then a live object
+    /// that differs from the saved original only by ramp's additions is
+    /// ramp's own earlier write, not someone else's edit.
+    fn shape_follows_pods(&self) -> bool {
+        false
+    }
 }
 
 static ISTIO_VIRTUAL_SERVICE: IstioVirtualService = IstioVirtualService;
+static ISTIO_DESTINATION_RULE: IstioDestinationRule = IstioDestinationRule;
+static GATEWAY_HTTP_ROUTE: GatewayHttpRoute = GatewayHttpRoute;
 
 /// The provider for objects of `apiVersion`/`kind`, if ramp supports them.
 pub fn provider_for(api_version: &str, kind: &str) -> Option<&'static dyn TrafficProvider> {
-    let all: [&'static dyn TrafficProvider; 1] = [&ISTIO_VIRTUAL_SERVICE];
+    let all: [&'static dyn TrafficProvider; 3] = [
+        &ISTIO_VIRTUAL_SERVICE,
+        &ISTIO_DESTINATION_RULE,
+        &GATEWAY_HTTP_ROUTE,
+    ];
     all.into_iter().find(|p| p.handles(api_version, kind))
+}
+
+/// Whether `apiVersion`/`kind` is an Istio DestinationRule (subset routing).
+pub fn is_destination_rule(api_version: &str, kind: &str) -> bool {
+    ISTIO_DESTINATION_RULE.handles(api_version, kind)
+}
+
+/// Whether `apiVersion`/`kind` is an Istio VirtualService.
+pub fn is_virtual_service(api_version: &str, kind: &str) -> bool {
+    ISTIO_VIRTUAL_SERVICE.handles(api_version, kind)
+}
+
+/// The suffix after `service` if `host` names that Service in `namespace`:
+/// `svc`, `svc.ns`, `svc.ns.svc` or `svc.ns.svc.cluster.local`.
+pub(crate) fn service_host_suffix<'h>(
+    host: &'h str,
+    service: &str,
+    namespace: &str,
+) -> Option<&'h str> {
+    let rest = host.strip_prefix(service)?;
+    let ok = rest.is_empty()
+        || rest.strip_prefix('.').is_some_and(|r| {
+            r == namespace
+                || r.strip_prefix(namespace)
+                    .is_some_and(|s| s == ".svc" || s == ".svc.cluster.local")
+        });
+    ok.then_some(rest)
 }
 
 /// `Kind name` of an object, for messages.
@@ -351,7 +439,15 @@ pub fn assess(
             return Ok(RoutingVerdict::Behind { desired });
         }
     }
-    let original = stripped_original(provider, live, ctx)?;
+    let stripped = stripped_original(provider, live, ctx)?;
+    if provider.shape_follows_pods()
+        && OriginalConfiguration::saved(live)?.is_some_and(|saved| saved == stripped)
+    {
+        // Only ramp's own additions differ (a DestinationRule written before
+        // the canary pods' hash was known, or for an earlier canary): not drift.
+        return Ok(RoutingVerdict::Behind { desired });
+    }
+    let original = stripped;
     let desired = desired_object(provider, live, &original, wanted, ctx)?;
     if same_routing(live, &desired) {
         return Ok(RoutingVerdict::InSync);

@@ -48,6 +48,8 @@ pub struct World {
     pub deployments: BTreeMap<String, Deployment>,
     pub replica_sets: Vec<ReplicaSet>,
     pub services: BTreeMap<String, Service>,
+    /// Routing objects by `Kind/name` (VirtualServices, DestinationRules,
+    /// HTTPRoutes), referenced by the Rollout or not.
     pub routing: BTreeMap<String, Value>,
     pub now: DateTime<Utc>,
     /// Names of Deployments whose pods never become ready.
@@ -58,7 +60,8 @@ pub struct World {
 
 impl World {
     /// Loads `rollout.yaml`, `deployment.yaml`, `service.yaml` and every
-    /// `virtualservice*.yaml` from a fixture directory, and settles it.
+    /// `virtualservice*.yaml`, `destinationrule*.yaml` and `httproute*.yaml`
+    /// from a fixture directory, and settles it.
     pub fn load(dir: &str) -> World {
         let dir = fixtures().join(dir);
         let rollout: Rollout = load(&dir.join("rollout.yaml"));
@@ -68,9 +71,11 @@ impl World {
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("virtualservice"))
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    ["virtualservice", "destinationrule", "httproute"]
+                        .iter()
+                        .any(|k| n.starts_with(k))
+                })
             })
             .collect();
         vs_files.sort();
@@ -100,9 +105,12 @@ impl World {
             w.create_service(s);
         }
         for mut r in routing {
-            let name = r["metadata"]["name"].as_str().unwrap().to_string();
+            let key = routing_key(
+                r["kind"].as_str().unwrap(),
+                r["metadata"]["name"].as_str().unwrap(),
+            );
             r["metadata"]["resourceVersion"] = Value::String(w.next_rv());
-            w.routing.insert(name, r);
+            w.routing.insert(key, r);
         }
         w.settle();
         w
@@ -131,7 +139,11 @@ impl World {
     }
 
     pub fn vs(&self, name: &str) -> &Value {
-        &self.routing[name]
+        self.object("VirtualService", name)
+    }
+
+    pub fn object(&self, kind: &str, name: &str) -> &Value {
+        &self.routing[&routing_key(kind, name)]
     }
 
     pub fn cs(&self) -> CanaryStatus {
@@ -167,12 +179,18 @@ impl World {
                 .services
                 .get(&format!("{}-canary", tr.service))
                 .cloned();
-            for r in &tr.custom_network_refs {
-                if let Some(obj) = self.routing.get(&r.name) {
+            for r in &tr.routing_refs() {
+                if let Some(obj) = self.routing.get(&routing_key(&r.kind, &r.name)) {
                     o.routing_objects.push(obj.clone());
                 }
             }
         }
+        o.namespace_virtual_services = self
+            .routing
+            .values()
+            .filter(|v| v["kind"] == "VirtualService")
+            .cloned()
+            .collect();
         o
     }
 
@@ -282,7 +300,7 @@ impl World {
                 let rv = self.next_rv();
                 let obj = self
                     .routing
-                    .get_mut(name)
+                    .get_mut(&routing_key(kind, name))
                     .ok_or_else(|| format!("patch: {kind} {name} not found"))?;
                 let mut copy = obj.clone();
                 json_patch::patch(&mut copy, patch)
@@ -537,8 +555,13 @@ impl World {
 
     /// Edit a routing object as someone else would (bumps its resourceVersion).
     pub fn edit_routing(&mut self, name: &str, f: impl FnOnce(&mut Value)) {
+        self.edit_object("VirtualService", name, f);
+    }
+
+    /// Edit any routing object as someone else would.
+    pub fn edit_object(&mut self, kind: &str, name: &str, f: impl FnOnce(&mut Value)) {
         let rv = self.next_rv();
-        let obj = self.routing.get_mut(name).unwrap();
+        let obj = self.routing.get_mut(&routing_key(kind, name)).unwrap();
         f(obj);
         obj["metadata"]["resourceVersion"] = Value::String(rv);
     }
@@ -565,6 +588,11 @@ impl World {
             })
             .sum()
     }
+}
+
+/// Key of a routing object in [`World::routing`].
+pub fn routing_key(kind: &str, name: &str) -> String {
+    format!("{kind}/{name}")
 }
 
 fn owned(rs: &ReplicaSet, uid: &str) -> bool {
@@ -610,4 +638,65 @@ pub fn substitute(v: &mut Value, vars: &BTreeMap<&str, String>) {
         Value::Object(o) => o.values_mut().for_each(|x| substitute(x, vars)),
         _ => {}
     }
+}
+
+/// The routing a step asks for, as the planner reads it.
+pub fn step_routing(step: &ramp_api::CanaryStep) -> ramp_core::routing::StepRouting {
+    ramp_core::routing::StepRouting {
+        weight: step
+            .traffic
+            .as_deref()
+            .map(|t| ramp_core::parse_percent(t, "traffic").unwrap()),
+        matches: step.matches.clone(),
+        mirror: step.mirror.as_ref().map(|m| m.percent),
+    }
+}
+
+/// A routing object's whole life through ramp: the step's object carries
+/// the original in its annotation (user labels and annotations kept), and
+/// restoring it gives back the original object exactly — also when the
+/// restore is carried out as the JSON patch the operator sends.
+pub fn assert_restores_exactly(
+    provider: &dyn ramp_core::routing::TrafficProvider,
+    api_version: &str,
+    kind: &str,
+    spec: &Value,
+    step: &ramp_core::routing::StepRouting,
+    ctx: &ramp_core::routing::RoutingContext,
+    case: &str,
+) {
+    use ramp_core::routing::{OriginalConfiguration, desired_object, routing_patch};
+    let object = serde_json::json!({
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {
+            "name": "obj",
+            "namespace": "default",
+            "resourceVersion": "7",
+            "labels": {"team": "reviews"},
+            "annotations": {"note": "kept as is"},
+        },
+        "spec": spec,
+    });
+    let original = OriginalConfiguration::from_object(&object);
+    let stepped = desired_object(provider, &object, &original, Some(step), ctx)
+        .unwrap_or_else(|e| panic!("{case}: {e}"));
+    assert_eq!(
+        stepped["metadata"]["labels"], object["metadata"]["labels"],
+        "{case}"
+    );
+    assert_eq!(
+        stepped["metadata"]["annotations"]["note"], "kept as is",
+        "{case}"
+    );
+    let saved = OriginalConfiguration::saved(&stepped)
+        .unwrap()
+        .unwrap_or_else(|| panic!("{case}: the stepped object carries no saved original"));
+    assert_eq!(saved, original, "{case}: saved original");
+    let restored = desired_object(provider, &stepped, &saved, None, ctx).unwrap();
+    assert_eq!(restored, object, "{case}: restored object");
+    let patch = routing_patch(&stepped, &restored).unwrap();
+    let mut patched = stepped.clone();
+    json_patch::patch(&mut patched, &patch).unwrap();
+    assert_eq!(patched, object, "{case}: restored by patch");
 }
