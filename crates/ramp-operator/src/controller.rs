@@ -108,8 +108,9 @@ pub struct Context {
     pub deployments: Store<Deployment>,
     /// Services.
     pub services: Store<Service>,
-    /// VirtualServices (empty when Istio's CRD is not installed).
-    pub virtual_services: Option<Store<DynamicObject>>,
+    /// Watch caches of the routing kinds whose CRDs are installed
+    /// (VirtualService, DestinationRule, HTTPRoute), by kind.
+    pub routing: BTreeMap<&'static str, Store<DynamicObject>>,
     /// Whether the admission webhook pauses Deployments (else the controller
     /// pauses them itself and warns about the race).
     pub webhook_enabled: bool,
@@ -153,9 +154,46 @@ pub fn routing_resource(api_version: &str, kind: &str) -> ApiResource {
     }
 }
 
-/// Istio's VirtualService in the version the API server stores.
-fn virtual_service_resource() -> ApiResource {
-    routing_resource("networking.istio.io/v1", "VirtualService")
+/// The routing kinds ramp watches, at the versions it reads them.
+fn routing_kinds() -> [(&'static str, ApiResource); 3] {
+    [
+        (
+            "VirtualService",
+            routing_resource("networking.istio.io/v1", "VirtualService"),
+        ),
+        (
+            "DestinationRule",
+            routing_resource("networking.istio.io/v1", "DestinationRule"),
+        ),
+        (
+            "HTTPRoute",
+            routing_resource("gateway.networking.k8s.io/v1", "HTTPRoute"),
+        ),
+    ]
+}
+
+/// Rollouts to wake for a change of a routing object: those naming it, and
+/// for VirtualServices also every progressing Rollout in the namespace (a new
+/// VirtualService may claim the same host: a conflict to report).
+fn routing_object_rollouts(
+    rollouts: &Store<Rollout>,
+    o: &DynamicObject,
+) -> Vec<ObjectRef<Rollout>> {
+    let name = o.name_any();
+    let kind = o.types.as_ref().map(|t| t.kind.clone()).unwrap_or_default();
+    referencing_rollouts(rollouts, o.metadata.namespace.as_deref(), |r| {
+        let named = routing_of(r).is_some_and(|t| {
+            t.routing_refs()
+                .iter()
+                .any(|n| n.name == name && (kind.is_empty() || n.kind == kind))
+        });
+        let progressing = r
+            .status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .is_some_and(|p| p == ramp_api::RolloutPhase::Progressing);
+        named || (kind == "VirtualService" && progressing)
+    })
 }
 
 /// Rollouts in the object's namespace whose spec references it.
@@ -214,32 +252,40 @@ pub async fn run(
         .reflect(svc_writer)
         .touched_objects();
 
-    let vs_ar = virtual_service_resource();
-    let istio_installed = kube::discovery::pinned_kind(
-        &client,
-        &kube::core::GroupVersionKind::gvk(&vs_ar.group, &vs_ar.version, &vs_ar.kind),
-    )
-    .await
-    .is_ok();
-    let vs_api: Api<DynamicObject> = match &scope.namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &vs_ar),
-        None => Api::all_with(client.clone(), &vs_ar),
-    };
-    let vs_writer = reflector::store::Writer::<DynamicObject>::new(vs_ar.clone());
-    let vs_reader = vs_writer.as_reader();
-    let vs_stream = if istio_installed {
-        watcher(vs_api, watcher::Config::default())
+    // Routing objects: one watch cache per kind whose CRD is installed.
+    let mut routing = BTreeMap::new();
+    let mut routing_streams = Vec::new();
+    for (kind, ar) in routing_kinds() {
+        let gvk = kube::core::GroupVersionKind::gvk(&ar.group, &ar.version, &ar.kind);
+        if kube::discovery::pinned_kind(&client, &gvk).await.is_err() {
+            tracing::info!(
+                kind,
+                "the {kind} CRD is not installed; Rollouts naming one will report it missing until it is installed and ramp restarts"
+            );
+            continue;
+        }
+        let api: Api<DynamicObject> = match &scope.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
+        routing.insert(kind, writer.as_reader());
+        let stream = watcher(api, watcher::Config::default())
             .default_backoff()
-            .reflect(vs_writer)
+            .reflect(writer)
             .touched_objects()
-            .boxed()
-    } else {
-        tracing::warn!(
-            "the VirtualService CRD (virtualservices.networking.istio.io) is not installed; \
-             Rollouts will report it missing until it is installed and ramp restarts"
-        );
-        futures::stream::empty().boxed()
-    };
+            .map(move |r| {
+                r.map(|mut o| {
+                    // Watch events carry no TypeMeta on some servers: name the kind.
+                    o.types.get_or_insert_with(|| kube::core::TypeMeta {
+                        api_version: String::new(),
+                        kind: kind.to_string(),
+                    });
+                    o
+                })
+            });
+        routing_streams.push((stream.boxed(), ar));
+    }
 
     let controller = Controller::new(rollouts, watcher::Config::default().any_semantic());
     let store = controller.store();
@@ -250,23 +296,32 @@ pub async fn run(
         recorder: Recorder::new(client.clone(), reporter),
         deployments: dep_reader,
         services: svc_reader,
-        virtual_services: istio_installed.then_some(vs_reader),
+        routing,
         webhook_enabled,
     });
 
-    let (s1, s2, s3) = (store.clone(), store.clone(), store.clone());
+    let (s1, s2) = (store.clone(), store.clone());
     let ready_ctx = ctx.clone();
     let ready_store = store.clone();
     tokio::spawn(async move {
         let _ = ready_store.wait_until_ready().await;
         let _ = ready_ctx.deployments.wait_until_ready().await;
         let _ = ready_ctx.services.wait_until_ready().await;
-        if let Some(vs) = &ready_ctx.virtual_services {
-            let _ = vs.wait_until_ready().await;
+        for store in ready_ctx.routing.values() {
+            let _ = store.wait_until_ready().await;
         }
         ready();
     });
 
+    let mut controller = controller;
+    for (stream, ar) in routing_streams {
+        let rollouts = store.clone();
+        controller = controller.watches_stream_with(
+            stream,
+            move |o: DynamicObject| routing_object_rollouts(&rollouts, &o),
+            ar,
+        );
+    }
     controller
         .watches_stream(deployments, move |d: Deployment| {
             let ns = d.metadata.namespace.clone();
@@ -293,25 +348,6 @@ pub async fn run(
                     .is_some_and(|t| t.service == name || canary_service_name(&t.service) == name)
             })
         })
-        .watches_stream_with(
-            vs_stream,
-            move |vs: DynamicObject| {
-                let name = vs.name_any();
-                let kind = vs
-                    .types
-                    .as_ref()
-                    .map(|t| t.kind.clone())
-                    .unwrap_or_default();
-                referencing_rollouts(&s3, vs.metadata.namespace.as_deref(), |r| {
-                    routing_of(r).is_some_and(|t| {
-                        t.custom_network_refs
-                            .iter()
-                            .any(|n| n.name == name && (kind.is_empty() || n.kind == kind))
-                    })
-                })
-            },
-            vs_ar.clone(),
-        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
@@ -417,12 +453,16 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
             .services
             .get(&ObjectRef::new(&canary_service_name(&t.service)).within(&ns))
             .map(|s| (*s).clone());
-        for r in &t.custom_network_refs {
-            let obj = match (&ctx.virtual_services, r.kind.as_str()) {
-                (Some(store), "VirtualService") => store
-                    .get(&ObjectRef::new_with(&r.name, virtual_service_resource()).within(&ns))
+        for r in &t.routing_refs() {
+            let cached = routing_kinds()
+                .into_iter()
+                .find(|(k, _)| *k == r.kind)
+                .and_then(|(k, ar)| Some((ctx.routing.get(k)?, ar)));
+            let obj = match cached {
+                Some((store, ar)) => store
+                    .get(&ObjectRef::new_with(&r.name, ar).within(&ns))
                     .map(|o| (*o).clone()),
-                _ => {
+                None => {
                     // Kinds without a watch cache are read directly.
                     let ar = routing_resource(&r.api_version, &r.kind);
                     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
@@ -451,6 +491,25 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
                     source,
                 })?;
                 obs.routing_objects.push(v);
+            }
+        }
+        // Every VirtualService in the namespace, to detect two claiming one host.
+        if let Some(vs) = ctx.routing.get("VirtualService") {
+            for o in vs
+                .state()
+                .into_iter()
+                .filter(|o| o.metadata.namespace.as_deref() == Some(ns.as_str()))
+            {
+                let mut o = (*o).clone();
+                o.types = Some(kube::core::TypeMeta {
+                    api_version: "networking.istio.io/v1".into(),
+                    kind: "VirtualService".into(),
+                });
+                let v = serde_json::to_value(&o).map_err(|source| Error::Encode {
+                    what: format!("VirtualService {}", o.name_any()),
+                    source,
+                })?;
+                obs.namespace_virtual_services.push(v);
             }
         }
     }
