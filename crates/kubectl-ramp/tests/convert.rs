@@ -136,17 +136,21 @@ status:
             "metadata.annotations[rollouts.kruise.io/rolling-style]",
             "spec.strategy.canary.steps[0].requestHeaderModifier",
             "spec.strategy.canary.steps[1].estimatedDuration",
-            "spec.strategy.canary.trafficRoutings[0].customNetworkRefs[1]",
             "spec.strategy.canary.trafficRoutings[0].ingress",
             "spec.strategy.canary.failureThreshold",
         ],
         "{notes:#?}"
     );
-    assert!(
-        notes[3].contains("DestinationRule \"web\" is not supported by ramp"),
-        "{}",
-        notes[3]
-    );
+    // DestinationRules are supported (subset routing): carried over, not reported.
+    let refs = &out.rollouts[0]
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .unwrap()
+        .traffic_routings[0]
+        .custom_network_refs;
+    assert_eq!(refs[1].kind, "DestinationRule");
     let ro = &out.rollouts[0];
     assert_eq!(ro.metadata.namespace.as_deref(), Some("shop"));
     assert_eq!(ro.metadata.uid, None);
@@ -163,7 +167,7 @@ status:
     let c = ro.spec.strategy.canary.as_ref().unwrap();
     assert_eq!(c.steps[0].pause.as_ref().unwrap().duration, Some(30));
     assert_eq!(c.traffic_routings[0].grace_period_seconds, Some(5));
-    assert_eq!(c.traffic_routings[0].custom_network_refs.len(), 1);
+    assert_eq!(c.traffic_routings[0].custom_network_refs.len(), 2);
     assert!(ro.status.is_none());
     assert!(!out.yaml.contains("status"), "{}", out.yaml);
 }
