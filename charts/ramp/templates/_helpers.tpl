@@ -33,3 +33,16 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "ramp.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
+
+{{- define "ramp.leaseName" -}}
+{{- printf "%s-leader" (include "ramp.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- /* With watchNamespace set, the webhooks review only that namespace's objects. */ -}}
+{{- define "ramp.webhookNamespaceSelector" -}}
+{{- with .Values.watchNamespace -}}
+namespaceSelector:
+  matchLabels:
+    kubernetes.io/metadata.name: {{ . | quote }}
+{{- end -}}
+{{- end -}}
