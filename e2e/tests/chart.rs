@@ -390,11 +390,23 @@ impl Expect {
                 &[],
                 &["list", "watch", "create", "patch", "delete"],
             ),
-            // controller.rs: VirtualService watcher (list, watch), get_opt when no cache, and
-            // PatchRouting (JSON patch). The only supported routing kind.
+            // controller.rs: routing watchers (list, watch), get_opt when no cache, and
+            // PatchRouting (JSON patch), for VirtualService, DestinationRule and HTTPRoute.
             (
                 "networking.istio.io",
                 "virtualservices",
+                &[],
+                &["get", "list", "watch", "patch"],
+            ),
+            (
+                "networking.istio.io",
+                "destinationrules",
+                &[],
+                &["get", "list", "watch", "patch"],
+            ),
+            (
+                "gateway.networking.k8s.io",
+                "httproutes",
                 &[],
                 &["get", "list", "watch", "patch"],
             ),
