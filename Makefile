@@ -11,6 +11,7 @@ NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 .PHONY: help test lint fmt crds check-crds demo bench build
 
 include mk/python.mk
+include mk/bench.mk
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -41,6 +42,4 @@ demo: ## run the canary walk-through on the embedded cluster (KEEP=1 leaves it r
 	$(CARGO) build --workspace --bins
 	KEEP=$(KEEP) scripts/demo.sh
 
-bench: ## benchmarks (speed and memory targets live here, never in tests)
-	@echo "make bench: no benchmarks yet (the sim benchmark comes with ramp-sim)." >&2
-	@exit 1
+bench: bench-sim ## benchmarks (speed and memory figures live here, never in tests)

@@ -385,6 +385,42 @@ impl Watch {
         }
     }
 
+    /// Like [`Watch::next_item`], without waiting: `None` when nothing is ready right now
+    /// (or the channel is closed; the next `next_item` call reports that).
+    pub fn try_next_item(&mut self) -> Option<ApiResult<WatchItem>> {
+        if let Some(d) = self.backlog.pop_front() {
+            self.last_rv = self.last_rv.max(d.event.resource_version);
+            return Some(Ok(WatchItem::Event(d)));
+        }
+        if let Some(rv) = self.initial_end.take() {
+            return Some(Ok(WatchItem::Signal(WatchSignal::InitialEventsEnd(rv))));
+        }
+        loop {
+            match self.rx.try_recv() {
+                Ok(ev) => {
+                    if ev.resource_version <= self.last_rv {
+                        continue;
+                    }
+                    self.last_rv = ev.resource_version;
+                    if let Some(kind) = self.filter.deliver_kind(&ev) {
+                        return Some(Ok(WatchItem::Event(Delivered { kind, event: ev })));
+                    }
+                }
+                Err(
+                    broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed,
+                ) => {
+                    return None;
+                }
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    return Some(Err(ApiError::expired(format!(
+                        "the watcher fell {n} events behind; too old resource version: {}",
+                        self.last_rv
+                    ))));
+                }
+            }
+        }
+    }
+
     /// The resourceVersion of the last event delivered (or the start point).
     pub fn last_resource_version(&self) -> u64 {
         self.last_rv

@@ -6,13 +6,14 @@
 //! stream as an `ERROR` event carrying a `410 Expired` Status (HTTP status stays 200, which is
 //! what client-go and kube-rs expect in order to re-list).
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use serde_json::{Value, json};
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::errors::ApiError;
 use crate::resources::ResourceType;
@@ -49,14 +50,22 @@ pub struct WatchStreamConfig {
     pub format: WatchFormat,
 }
 
+/// At most this many events are sent in one chunk (when more are already waiting).
+const MAX_BATCH_EVENTS: usize = 128;
+/// A chunk stops growing once it is this large.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+
 struct WatchState {
     store: Store,
     watch: Option<Watch>,
     pending_error: Option<ApiError>,
     cfg: WatchStreamConfig,
-    deadline: Instant,
-    next_bookmark: Instant,
-    shutdown: CancellationToken,
+    // The timers and the shutdown future live as long as the stream: creating them anew for
+    // every event registers and removes a timer entry (a lock in tokio's timer driver) and a
+    // waiter per event per watcher.
+    deadline: Pin<Box<Sleep>>,
+    next_bookmark: Pin<Box<Sleep>>,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     sent_columns: bool,
     done: bool,
 }
@@ -134,13 +143,13 @@ impl WatchState {
             self.done = true;
             return Some(error_line(&e));
         }
+        let bookmarks = self.cfg.bookmarks && !matches!(self.cfg.format, WatchFormat::Table(_));
         loop {
-            let bookmarks = self.cfg.bookmarks && !matches!(self.cfg.format, WatchFormat::Table(_));
             let watch = self.watch.as_mut()?;
             tokio::select! {
                 biased;
-                _ = self.shutdown.cancelled() => return None,
-                _ = tokio::time::sleep_until(self.deadline) => return None,
+                _ = self.shutdown.as_mut() => return None,
+                _ = self.deadline.as_mut() => return None,
                 item = watch.next_item() => {
                     match item {
                         None => return None,
@@ -148,7 +157,10 @@ impl WatchState {
                             self.done = true;
                             return Some(error_line(&e));
                         }
-                        Some(Ok(WatchItem::Event(d))) => return Some(self.event_line(&d)),
+                        Some(Ok(WatchItem::Event(d))) => {
+                            let first = self.event_line(&d);
+                            return Some(self.append_ready(first, bookmarks));
+                        }
                         Some(Ok(WatchItem::Signal(WatchSignal::InitialEventsEnd(rv)))) => {
                             if bookmarks {
                                 return Some(self.bookmark_line(rv, true));
@@ -156,12 +168,52 @@ impl WatchState {
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(self.next_bookmark), if bookmarks => {
-                    self.next_bookmark = Instant::now() + self.cfg.bookmark_interval;
+                _ = self.next_bookmark.as_mut(), if bookmarks => {
+                    let at = Instant::now() + self.cfg.bookmark_interval;
+                    self.next_bookmark.as_mut().reset(at);
                     let rv = watch.bookmark_resource_version(&self.store);
                     return Some(self.bookmark_line(rv, false));
                 }
             }
+        }
+    }
+
+    /// Appends the events that are already waiting to `first`, so that a watcher that is
+    /// behind catches up with one write per batch instead of one per event.
+    fn append_ready(&mut self, first: Bytes, bookmarks: bool) -> Bytes {
+        let mut batch: Option<BytesMut> = None;
+        for _ in 1..MAX_BATCH_EVENTS {
+            let len = batch.as_ref().map_or(first.len(), BytesMut::len);
+            if len >= MAX_BATCH_BYTES {
+                break;
+            }
+            let Some(watch) = self.watch.as_mut() else {
+                break;
+            };
+            let line = match watch.try_next_item() {
+                None => break,
+                Some(Ok(WatchItem::Event(d))) => self.event_line(&d),
+                Some(Ok(WatchItem::Signal(WatchSignal::InitialEventsEnd(rv)))) => {
+                    if !bookmarks {
+                        continue;
+                    }
+                    self.bookmark_line(rv, true)
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    error_line(&e)
+                }
+            };
+            batch
+                .get_or_insert_with(|| BytesMut::from(&first[..]))
+                .extend_from_slice(&line);
+            if self.done {
+                break;
+            }
+        }
+        match batch {
+            Some(b) => b.freeze(),
+            None => first,
         }
     }
 }
@@ -183,10 +235,10 @@ pub fn watch_body(
         store,
         watch,
         pending_error,
-        deadline: now + cfg.timeout,
-        next_bookmark: now + cfg.bookmark_interval,
+        deadline: Box::pin(tokio::time::sleep_until(now + cfg.timeout)),
+        next_bookmark: Box::pin(tokio::time::sleep_until(now + cfg.bookmark_interval)),
         cfg,
-        shutdown,
+        shutdown: Box::pin(shutdown.cancelled_owned()),
         sent_columns: false,
         done: false,
     };
@@ -195,4 +247,128 @@ pub fn watch_body(
         Some((Ok::<Bytes, std::io::Error>(chunk), st))
     });
     axum::body::Body::from_stream(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::GroupResource;
+    use crate::store::{WatchOptions, WriteOptions};
+    use http_body_util::BodyExt;
+
+    fn config_map(i: usize) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": format!("cm-{i:03}")}, "data": {"i": i.to_string()}})
+    }
+
+    /// (type, name) of every line of a chunk.
+    fn events(chunk: &[u8]) -> Vec<(String, String)> {
+        chunk
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let v: Value = serde_json::from_slice(l).unwrap();
+                (
+                    v["type"].as_str().unwrap().to_string(),
+                    v["object"]["metadata"]["name"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                )
+            })
+            .collect()
+    }
+
+    async fn next_chunk(body: &mut axum::body::Body) -> Option<Bytes> {
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .expect("watch body stalled")?;
+        Some(frame.unwrap().into_data().unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_watcher_that_is_behind_catches_up_in_batches_in_order() {
+        let store = Store::new();
+        let gr = GroupResource::new("", "configmaps");
+        let opts = WatchOptions {
+            resource_version: Some(store.resource_version().to_string()),
+            ..Default::default()
+        };
+        let watch = store.watch(&gr, Some("default"), &opts);
+        // 300 events wait before the stream is first polled.
+        for i in 0..300 {
+            store
+                .create(
+                    &gr,
+                    Some("default"),
+                    config_map(i),
+                    &WriteOptions::default(),
+                )
+                .unwrap();
+        }
+        let cfg = WatchStreamConfig {
+            rt: store.resource_type(&gr).unwrap(),
+            version: "v1".into(),
+            timeout: Duration::from_millis(300),
+            bookmarks: false,
+            bookmark_interval: Duration::from_secs(60),
+            format: WatchFormat::Object,
+        };
+        let mut body = watch_body(store.clone(), watch, cfg, CancellationToken::new());
+
+        let first = events(&next_chunk(&mut body).await.unwrap());
+        assert_eq!(
+            first.len(),
+            MAX_BATCH_EVENTS,
+            "one chunk carries a full batch"
+        );
+        let mut seen = first;
+        while seen.len() < 300 {
+            let more = events(&next_chunk(&mut body).await.unwrap());
+            assert!(!more.is_empty() && more.len() <= MAX_BATCH_EVENTS);
+            seen.extend(more);
+        }
+        let want: Vec<(String, String)> = (0..300)
+            .map(|i| ("ADDED".to_string(), format!("cm-{i:03}")))
+            .collect();
+        assert_eq!(seen, want, "every event once, in resourceVersion order");
+
+        // Once caught up, a new event is sent on its own, right away.
+        store
+            .create(
+                &gr,
+                Some("default"),
+                config_map(300),
+                &WriteOptions::default(),
+            )
+            .unwrap();
+        let alone = events(&next_chunk(&mut body).await.unwrap());
+        assert_eq!(alone, vec![("ADDED".to_string(), "cm-300".to_string())]);
+
+        // timeoutSeconds still ends the stream.
+        assert!(next_chunk(&mut body).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_an_idle_watch() {
+        let store = Store::new();
+        let gr = GroupResource::new("", "configmaps");
+        let watch = store.watch(&gr, None, &WatchOptions::default());
+        let cfg = WatchStreamConfig {
+            rt: store.resource_type(&gr).unwrap(),
+            version: "v1".into(),
+            timeout: Duration::from_secs(600),
+            bookmarks: true,
+            bookmark_interval: Duration::from_secs(600),
+            format: WatchFormat::Object,
+        };
+        let token = CancellationToken::new();
+        let mut body = watch_body(store.clone(), watch, cfg, token.clone());
+        let stop = token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            stop.cancel();
+        });
+        assert!(next_chunk(&mut body).await.is_none());
+    }
 }
