@@ -551,3 +551,64 @@ impl Drop for Recording {
         self.halt();
     }
 }
+
+impl Env {
+    /// `kubectl ramp ARGS` — the plugin run through kubectl — for this cluster
+    /// and namespace. (kubectl allows no flags before a plugin's name, so the
+    /// kubeconfig and namespace go after the plugin's arguments.)
+    pub fn ramp(&self, args: &[&str]) -> Kubectl {
+        let mut c = Command::new("kubectl");
+        c.arg("ramp")
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("-n")
+            .arg(&self.ns);
+        let path = std::env::var("PATH").unwrap_or_default();
+        c.env("PATH", format!("{}:{path}", bin_dir().display()));
+        c.env("NO_COLOR", "1");
+        Kubectl(c)
+    }
+}
+
+impl Kubectl {
+    /// The command, to spawn it (e.g. a long-running `--watch`) or change its environment.
+    pub fn into_command(self) -> Command {
+        self.0
+    }
+}
+
+impl Env {
+    /// Every Event in the namespace, from both Event APIs (the operator
+    /// records through `events.k8s.io/v1`, kubectl-ramp through `v1`; the
+    /// embedded cluster keeps the two apart), normalised to
+    /// `{"type", "reason", "message", "object": "Kind/name"}`.
+    pub fn events(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        for e in self.list("events", None) {
+            out.push(serde_json::json!({
+                "type": e["type"],
+                "reason": e["reason"],
+                "message": e["message"],
+                "object": format!(
+                    "{}/{}",
+                    e["involvedObject"]["kind"].as_str().unwrap_or_default(),
+                    e["involvedObject"]["name"].as_str().unwrap_or_default()
+                ),
+            }));
+        }
+        for e in self.list("events.events.k8s.io", None) {
+            out.push(serde_json::json!({
+                "type": e["type"],
+                "reason": e["reason"],
+                "message": e["note"],
+                "object": format!(
+                    "{}/{}",
+                    e["regarding"]["kind"].as_str().unwrap_or_default(),
+                    e["regarding"]["name"].as_str().unwrap_or_default()
+                ),
+            }));
+        }
+        out
+    }
+}
