@@ -392,3 +392,223 @@ pub fn count(map: &Value, pred: impl Fn(&str) -> bool) -> u64 {
         })
         .unwrap_or(0)
 }
+
+impl Env {
+    /// Kill the operator with SIGKILL and start it again; returns once the new
+    /// process answers `/readyz` (its watch caches are synced) — unlike
+    /// [`Env::start_operator`], which cannot tell a fresh registration from
+    /// the one the killed process left behind.
+    pub fn restart_operator(&mut self) {
+        self.kill_operator();
+        self.start_operator();
+        self.wait_operator_ready();
+    }
+
+    /// Wait until the running operator answers `/readyz` with 200.
+    pub fn wait_operator_ready(&self) {
+        let log = self.path(&format!("operator-{}.log", self.operator_runs));
+        self.wait_until(
+            "the operator is ready (/readyz)",
+            Duration::from_secs(30),
+            |_| {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let Some(addr) = text
+                    .lines()
+                    .find(|l| l.contains("metrics and health listening"))
+                    .and_then(|l| l.split("addr=").nth(1))
+                    .and_then(|a| a.split_whitespace().next())
+                else {
+                    return false;
+                };
+                http_status(addr, "/readyz") == Some(200)
+            },
+        );
+    }
+
+    /// Record every version of one object from now on (`kubectl get -w`).
+    pub fn record(&self, kind: &str, name: &str) -> Recording {
+        Recording::start(self, kind, name)
+    }
+}
+
+/// The status code of a plain-HTTP GET, or None when it cannot be had.
+fn http_status(addr: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let addr: std::net::SocketAddr = addr.parse().ok()?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut head = [0u8; 32];
+    let n = s.read(&mut head).ok()?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Every version of one object seen by a `kubectl get -w -o json`, in order.
+/// The watch is re-established (from the last version seen) if it ends.
+pub struct Recording {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    child: std::sync::Arc<std::sync::Mutex<Option<Child>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Recording {
+    fn start(env: &Env, kind: &str, name: &str) -> Recording {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let child: Arc<Mutex<Option<Child>>> = Arc::default();
+        let base: Vec<std::ffi::OsString> = vec![
+            "--kubeconfig".into(),
+            env.kubeconfig.clone().into(),
+            "--cache-dir".into(),
+            env.path("kube-cache-watch").into(),
+            "-n".into(),
+            env.ns.clone().into(),
+            "get".into(),
+            kind.into(),
+            name.into(),
+            "-w".into(),
+            "-o".into(),
+            "json".into(),
+        ];
+        let (s, st, ch) = (seen.clone(), stop.clone(), child.clone());
+        let thread = std::thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                let spawned = Command::new("kubectl")
+                    .args(&base)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn();
+                let Ok(mut c) = spawned else {
+                    return;
+                };
+                let Some(out) = c.stdout.take() else {
+                    return;
+                };
+                {
+                    let mut slot = ch.lock().unwrap();
+                    if st.load(Ordering::SeqCst) {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                        return;
+                    }
+                    *slot = Some(c);
+                }
+                let stream = serde_json::Deserializer::from_reader(std::io::BufReader::new(out))
+                    .into_iter::<Value>();
+                for v in stream {
+                    let Ok(v) = v else { break };
+                    let mut seen = s.lock().unwrap();
+                    // A re-established watch starts with the current version again.
+                    let rv = |o: &Value| o["metadata"]["resourceVersion"].clone();
+                    if seen.last().map(rv) != Some(rv(&v)) {
+                        seen.push(v);
+                    }
+                }
+                if let Some(mut c) = ch.lock().unwrap().take() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Recording {
+            seen,
+            stop,
+            child,
+            thread: Some(thread),
+        }
+    }
+
+    /// The versions seen so far.
+    pub fn seen(&self) -> Vec<Value> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Stop watching and return every version seen.
+    pub fn finish(mut self) -> Vec<Value> {
+        self.halt();
+        self.seen()
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(mut c) = self.child.lock().unwrap().take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+impl Env {
+    /// `kubectl ramp ARGS` — the plugin run through kubectl — for this cluster
+    /// and namespace. (kubectl allows no flags before a plugin's name, so the
+    /// kubeconfig and namespace go after the plugin's arguments.)
+    pub fn ramp(&self, args: &[&str]) -> Kubectl {
+        let mut c = Command::new("kubectl");
+        c.arg("ramp")
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("-n")
+            .arg(&self.ns);
+        let path = std::env::var("PATH").unwrap_or_default();
+        c.env("PATH", format!("{}:{path}", bin_dir().display()));
+        c.env("NO_COLOR", "1");
+        Kubectl(c)
+    }
+}
+
+impl Kubectl {
+    /// The command, to spawn it (e.g. a long-running `--watch`) or change its environment.
+    pub fn into_command(self) -> Command {
+        self.0
+    }
+}
+
+impl Env {
+    /// Every Event in the namespace, from both Event APIs (the operator
+    /// records through `events.k8s.io/v1`, kubectl-ramp through `v1`; the
+    /// embedded cluster keeps the two apart), normalised to
+    /// `{"type", "reason", "message", "object": "Kind/name"}`.
+    pub fn events(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        for e in self.list("events", None) {
+            out.push(serde_json::json!({
+                "type": e["type"],
+                "reason": e["reason"],
+                "message": e["message"],
+                "object": format!(
+                    "{}/{}",
+                    e["involvedObject"]["kind"].as_str().unwrap_or_default(),
+                    e["involvedObject"]["name"].as_str().unwrap_or_default()
+                ),
+            }));
+        }
+        for e in self.list("events.events.k8s.io", None) {
+            out.push(serde_json::json!({
+                "type": e["type"],
+                "reason": e["reason"],
+                "message": e["note"],
+                "object": format!(
+                    "{}/{}",
+                    e["regarding"]["kind"].as_str().unwrap_or_default(),
+                    e["regarding"]["name"].as_str().unwrap_or_default()
+                ),
+            }));
+        }
+        out
+    }
+}

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{
@@ -104,8 +104,10 @@ pub struct Context {
     pub metrics: Metrics,
     /// Event recorder.
     pub recorder: Recorder,
-    /// Deployments ramp controls (stable, labelled) or created (canary).
+    /// Deployments ramp controls (stable, labelled).
     pub deployments: Store<Deployment>,
+    /// Deployments ramp created (canaries).
+    pub canary_deployments: Store<Deployment>,
     /// Services.
     pub services: Store<Service>,
     /// Watch caches of the routing kinds whose CRDs are installed
@@ -231,26 +233,28 @@ pub async fn run(
     let rollouts: Api<Rollout> = scope.api(&client);
 
     // Deployments: the stable ones ramp adopted (labelled) and the canaries it made.
-    let (dep_reader, dep_writer) = reflector::store();
     let dep_api: Api<Deployment> = scope.api(&client);
-    let controlled = watcher(
-        dep_api.clone(),
-        watcher::Config::default().labels(CONTROLLED_BY_LABEL),
+    let caches = deployment_caches(
+        watcher(
+            dep_api.clone(),
+            watcher::Config::default().labels(CONTROLLED_BY_LABEL),
+        )
+        .default_backoff(),
+        watcher(
+            dep_api,
+            watcher::Config::default().labels(MANAGED_BY_ROLLOUT_LABEL),
+        )
+        .default_backoff(),
     );
-    let canaries = watcher(
-        dep_api,
-        watcher::Config::default().labels(MANAGED_BY_ROLLOUT_LABEL),
-    );
-    let deployments = futures::stream::select(controlled, canaries)
-        .default_backoff()
-        .reflect(dep_writer)
-        .touched_objects();
+    let deployments = caches.events;
+    let mut synced = caches.synced;
 
     let (svc_reader, svc_writer) = reflector::store();
-    let services = watcher(scope.api::<Service>(&client), watcher::Config::default())
-        .default_backoff()
-        .reflect(svc_writer)
-        .touched_objects();
+    let (services, svc_synced) = flag_synced(
+        watcher(scope.api::<Service>(&client), watcher::Config::default()).default_backoff(),
+    );
+    synced.push(svc_synced);
+    let services = services.reflect(svc_writer).touched_objects();
 
     // Routing objects: one watch cache per kind whose CRD is installed.
     let mut routing = BTreeMap::new();
@@ -270,45 +274,46 @@ pub async fn run(
         };
         let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
         routing.insert(kind, writer.as_reader());
-        let stream = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .reflect(writer)
-            .touched_objects()
-            .map(move |r| {
-                r.map(|mut o| {
-                    // Watch events carry no TypeMeta on some servers: name the kind.
-                    o.types.get_or_insert_with(|| kube::core::TypeMeta {
-                        api_version: String::new(),
-                        kind: kind.to_string(),
-                    });
-                    o
-                })
-            });
+        let (events, flag) =
+            flag_synced(watcher(api, watcher::Config::default()).default_backoff());
+        synced.push(flag);
+        let stream = events.reflect(writer).touched_objects().map(move |r| {
+            r.map(|mut o| {
+                // Watch events carry no TypeMeta on some servers: name the kind.
+                o.types.get_or_insert_with(|| kube::core::TypeMeta {
+                    api_version: String::new(),
+                    kind: kind.to_string(),
+                });
+                o
+            })
+        });
         routing_streams.push((stream.boxed(), ar));
     }
 
-    let controller = Controller::new(rollouts, watcher::Config::default().any_semantic());
+    let (ro_reader, ro_writer) = reflector::store();
+    let (ro_events, ro_synced) =
+        flag_synced(watcher(rollouts, watcher::Config::default().any_semantic()).default_backoff());
+    synced.push(ro_synced);
+    let controller =
+        Controller::for_stream(ro_events.reflect(ro_writer).applied_objects(), ro_reader);
     let store = controller.store();
     tokio::spawn(count_phases(store.clone(), metrics.clone()));
     let ctx = Arc::new(Context {
         client: client.clone(),
         metrics,
         recorder: Recorder::new(client.clone(), reporter),
-        deployments: dep_reader,
+        deployments: caches.controlled,
+        canary_deployments: caches.canaries,
         services: svc_reader,
         routing,
         webhook_enabled,
     });
 
     let (s1, s2) = (store.clone(), store.clone());
-    let ready_ctx = ctx.clone();
-    let ready_store = store.clone();
     tokio::spawn(async move {
-        let _ = ready_store.wait_until_ready().await;
-        let _ = ready_ctx.deployments.wait_until_ready().await;
-        let _ = ready_ctx.services.wait_until_ready().await;
-        for store in ready_ctx.routing.values() {
-            let _ = store.wait_until_ready().await;
+        // Ready once every watch has listed its objects.
+        for mut flag in synced {
+            let _ = flag.wait_for(|s| *s).await;
         }
         ready();
     });
@@ -359,6 +364,71 @@ pub async fn run(
         .await;
 }
 
+/// A watch stream, and a flag that turns true once it has listed every
+/// object (its first `InitDone`).
+///
+/// Readiness waits on these flags rather than on `Store::wait_until_ready`:
+/// that wakes only the last of several concurrent waiters, and the controller
+/// itself waits on the Rollout store.
+pub fn flag_synced<K, S>(
+    events: S,
+) -> (
+    impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    tokio::sync::watch::Receiver<bool>,
+)
+where
+    K: Send + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let events = events.inspect(move |e| {
+        if matches!(e, Ok(watcher::Event::InitDone)) {
+            tx.send_replace(true);
+        }
+    });
+    (events, rx)
+}
+
+/// The Deployment caches and the merged stream of their changes.
+pub struct DeploymentCaches<S> {
+    /// Stable Deployments ramp adopted.
+    pub controlled: Store<Deployment>,
+    /// Canary Deployments ramp created.
+    pub canaries: Store<Deployment>,
+    /// Changes of either, for the controller's mapper.
+    pub events: S,
+    /// One flag per watch, true once it has listed everything.
+    pub synced: Vec<tokio::sync::watch::Receiver<bool>>,
+}
+
+/// One store per watch: two watches feeding one store would each replace the
+/// whole store with their own list when they (re)start, so after a restart
+/// the cache would miss the other watch's Deployments (for instance the
+/// canary, which then would never be scaled down or deleted).
+pub fn deployment_caches<A, B>(
+    controlled: A,
+    canaries: B,
+) -> DeploymentCaches<impl Stream<Item = Result<Deployment, watcher::Error>> + Send + 'static>
+where
+    A: Stream<Item = Result<watcher::Event<Deployment>, watcher::Error>> + Send + 'static,
+    B: Stream<Item = Result<watcher::Event<Deployment>, watcher::Error>> + Send + 'static,
+{
+    let (controlled_reader, controlled_writer) = reflector::store();
+    let (canary_reader, canary_writer) = reflector::store();
+    let (a, a_synced) = flag_synced(controlled);
+    let (b, b_synced) = flag_synced(canaries);
+    let events = futures::stream::select(
+        a.reflect(controlled_writer).touched_objects(),
+        b.reflect(canary_writer).touched_objects(),
+    );
+    DeploymentCaches {
+        controlled: controlled_reader,
+        canaries: canary_reader,
+        events,
+        synced: vec![a_synced, b_synced],
+    }
+}
+
 /// Read everything the planner needs. Deployments, Services and
 /// VirtualServices come from the watch caches; ReplicaSets and canary pods are
 /// listed only when needed.
@@ -387,7 +457,7 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
         }
     };
     obs.canary_workload = ctx
-        .deployments
+        .canary_deployments
         .get(&ObjectRef::new(&canary_workload_name(workload_name)).within(&ns))
         .map(|d| (*d).clone());
 
@@ -848,5 +918,66 @@ pub async fn count_phases(store: Store<Rollout>, metrics: Metrics) {
                 .set(n);
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(name: &str, label: &str) -> Deployment {
+        serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "ns", "labels": {label: "rollouts-demo"}},
+        }))
+        .unwrap()
+    }
+
+    fn listing(d: Deployment) -> Vec<Result<watcher::Event<Deployment>, watcher::Error>> {
+        vec![
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(d)),
+            Ok(watcher::Event::InitDone),
+        ]
+    }
+
+    fn key(name: &str) -> ObjectRef<Deployment> {
+        ObjectRef::new(name).within("ns")
+    }
+
+    #[tokio::test]
+    async fn both_deployment_watches_keep_their_objects_when_their_lists_interleave() {
+        // The two initial lists arrive interleaved (as after an operator
+        // restart): Init, Init, InitApply, InitApply, InitDone, InitDone.
+        let caches = deployment_caches(
+            futures::stream::iter(listing(deployment("workload-demo", CONTROLLED_BY_LABEL))),
+            futures::stream::iter(listing(deployment(
+                "workload-demo-canary",
+                MANAGED_BY_ROLLOUT_LABEL,
+            ))),
+        );
+        let touched: Vec<String> = caches.events.map(|d| d.unwrap().name_any()).collect().await;
+        assert_eq!(touched.len(), 2);
+        assert!(caches.controlled.get(&key("workload-demo")).is_some());
+        assert!(
+            caches.canaries.get(&key("workload-demo-canary")).is_some(),
+            "the canary must stay in the cache after the stable Deployment's list"
+        );
+        for flag in &caches.synced {
+            assert!(*flag.borrow());
+        }
+    }
+
+    #[tokio::test]
+    async fn synced_flag_turns_true_at_the_end_of_the_first_list_only() {
+        let events = futures::stream::iter(listing(deployment("a", CONTROLLED_BY_LABEL)));
+        let (events, flag) = flag_synced(events);
+        let mut events = Box::pin(events);
+        // Init, InitApply: not yet.
+        events.next().await;
+        events.next().await;
+        assert!(!*flag.borrow());
+        events.next().await;
+        assert!(*flag.borrow());
     }
 }
