@@ -418,6 +418,22 @@ impl Env {
         ])
     }
 
+    /// `kubectl ramp ARGS` for this cluster and namespace. kubectl takes no
+    /// flags before a plugin's name, so they go after the arguments.
+    pub fn ramp(&self, args: &[&str]) -> Kubectl {
+        let mut c = Command::new("kubectl");
+        c.arg("ramp")
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("-n")
+            .arg(&self.ns);
+        let path = std::env::var("PATH").unwrap_or_default();
+        c.env("PATH", format!("{}:{path}", bin_dir().display()));
+        c.env("NO_COLOR", "1");
+        Kubectl(c)
+    }
+
     /// Apply examples/canary-istio and wait until `rollouts-demo` is Healthy
     /// and `workload-demo` has its 3 pods ready. Returns the VirtualService
     /// `vs-demo` as applied (the original ramp must restore).
