@@ -612,3 +612,228 @@ impl Env {
         out
     }
 }
+
+// ----- Helpers for the scenarios on examples/canary-istio ---------------------
+
+impl Env {
+    /// Approve `step` of `rollout` with the guarded status patch `kubectl ramp
+    /// approve` sends (StepPaused → StepReady, pinned to the step); returns
+    /// kubectl's output whatever the outcome (the patch fails when the step
+    /// or its state moved on).
+    pub fn approve_try(&self, rollout: &str, step: i64) -> Output {
+        let patch = serde_json::json!([
+            {"op": "test", "path": "/status/canaryStatus/currentStepIndex", "value": step},
+            {"op": "test", "path": "/status/canaryStatus/currentStepState", "value": "StepPaused"},
+            {"op": "replace", "path": "/status/canaryStatus/currentStepState", "value": "StepReady"}
+        ]);
+        self.kubectl_try(&[
+            "patch",
+            "rollout",
+            rollout,
+            "--subresource=status",
+            "--type=json",
+            "-p",
+            &patch.to_string(),
+        ])
+    }
+
+    /// Apply examples/canary-istio and wait until `rollouts-demo` is Healthy
+    /// and `workload-demo` has its 3 pods ready. Returns the VirtualService
+    /// `vs-demo` as applied (the original ramp must restore).
+    pub fn start_canary_example(&self) -> Value {
+        self.apply_dir("examples/canary-istio");
+        let original = self.get("virtualservice", "vs-demo").expect("vs-demo");
+        self.wait_phase("rollouts-demo", "Healthy");
+        self.wait_until(
+            "workload-demo has 3 ready pods",
+            Duration::from_secs(30),
+            |e| {
+                e.get("deployment", "workload-demo")
+                    .is_some_and(|d| d["status"]["readyReplicas"] == 3)
+            },
+        );
+        original
+    }
+
+    /// Pods (not being deleted) of the ReplicaSets `deployment` owns, counted
+    /// by their `pod-template-hash` label.
+    pub fn pod_hashes(&self, deployment: &str) -> std::collections::BTreeMap<String, u64> {
+        let owned: Vec<String> = self
+            .list("replicasets", None)
+            .into_iter()
+            .filter(|rs| owner_name(rs) == Some(deployment))
+            .filter_map(|rs| rs["metadata"]["name"].as_str().map(str::to_string))
+            .collect();
+        let mut out = std::collections::BTreeMap::new();
+        for pod in self.list("pods", None) {
+            if pod["metadata"]["deletionTimestamp"].is_string() {
+                continue;
+            }
+            if !owner_name(&pod).is_some_and(|o| owned.iter().any(|n| n == o)) {
+                continue;
+            }
+            let hash = pod["metadata"]["labels"]["pod-template-hash"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            *out.entry(hash).or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// Change `workload-demo`'s template (`version=canary`) and approve
+    /// `rollouts-demo` until it waits at `step` (StepPaused).
+    pub fn example_to_step(&self, step: i64) {
+        self.kubectl(&["set", "env", "deployment/workload-demo", "version=canary"])
+            .ok();
+        self.wait_step("rollouts-demo", 1, "StepPaused");
+        for s in 1..step {
+            let out = self.approve_try("rollouts-demo", s);
+            assert!(
+                out.status.success(),
+                "approve step {s}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            self.wait_step("rollouts-demo", s + 1, "StepPaused");
+        }
+    }
+
+    /// While ramp winds a rollout of examples/canary-istio down, check that
+    /// routing is restored first: whenever the canary Deployment is gone (or
+    /// being deleted), `vs-demo`'s spec already equals `original_vs`'s, and
+    /// some observation saw the restored VirtualService while the canary
+    /// Deployment still existed. Observes through the API directly (every
+    /// 20 ms, much faster than kubectl) until the canary Deployment is gone,
+    /// then waits until `done` holds.
+    pub fn wait_routing_restored_first(
+        &self,
+        what: &str,
+        original_vs: &Value,
+        done: impl FnMut(&Env) -> bool,
+    ) {
+        use k8s_openapi::api::apps::v1::Deployment;
+        use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        rt.block_on(async {
+            let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig");
+            let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .expect("client config");
+            let client = kube::Client::try_from(cfg).expect("client");
+            let deployments: Api<Deployment> = Api::namespaced(client.clone(), &self.ns);
+            let gvk = GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService");
+            let ar = ApiResource::from_gvk_with_plural(&gvk, "virtualservices");
+            let vss: Api<DynamicObject> = Api::namespaced_with(client, &self.ns, &ar);
+            let deadline = Instant::now() + Duration::from_secs(90);
+            let mut restored_while_canary_ran = false;
+            loop {
+                // Canary first: if it is gone now, the VirtualService read
+                // after it must be the original.
+                let canary = deployments
+                    .get_opt("workload-demo-canary")
+                    .await
+                    .expect("get the canary Deployment");
+                let canary_gone = canary
+                    .as_ref()
+                    .is_none_or(|c| c.metadata.deletion_timestamp.is_some());
+                let vs = vss.get("vs-demo").await.expect("get vs-demo");
+                let vs_original = vs.data["spec"] == original_vs["spec"];
+                if canary_gone {
+                    assert!(
+                        vs_original,
+                        "the canary Deployment went before vs-demo was restored: {}",
+                        vs.data["spec"]
+                    );
+                    break;
+                }
+                restored_while_canary_ran |= vs_original;
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out waiting until the canary Deployment is gone ({what})"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert!(
+                restored_while_canary_ran,
+                "vs-demo was never seen restored while the canary Deployment still existed"
+            );
+        });
+        self.wait_until(what, Duration::from_secs(90), done);
+    }
+
+    /// Traffic on examples/canary-istio is back where it was before the
+    /// rollout: `vs-demo` equals `original` (spec) and has no annotation of
+    /// ramp's, `service-demo` selects `app: demo` only, and the canary
+    /// Service and Deployment are gone.
+    pub fn assert_example_restored(&self, original_vs: &Value) {
+        let vs = self.get("virtualservice", "vs-demo").expect("vs-demo");
+        assert_eq!(vs["spec"], original_vs["spec"], "vs-demo restored exactly");
+        assert!(
+            vs["metadata"]["annotations"]
+                .get(ramp_api::names::ORIGINAL_SPEC_ANNOTATION)
+                .is_none(),
+            "vs-demo keeps no annotation of ramp's: {}",
+            vs["metadata"]
+        );
+        let svc = self.get("service", "service-demo").expect("service-demo");
+        assert_eq!(
+            svc["spec"]["selector"],
+            serde_json::json!({"app": "demo"}),
+            "service-demo's selector is the original"
+        );
+        assert!(
+            self.get("service", "service-demo-canary").is_none(),
+            "the canary Service is gone"
+        );
+        assert!(
+            self.get("deployment", "workload-demo-canary").is_none(),
+            "the canary Deployment is gone"
+        );
+    }
+
+    /// Wait until `workload-demo` is unpaused and runs 3 pods of one
+    /// template, not `old_hash`, and all requests through the gateway reach
+    /// them. Returns their `pod-template-hash`.
+    pub fn wait_example_rolled_out_from(&self, old_hash: &str) -> String {
+        let mut live = String::new();
+        self.wait_until(
+            &format!(
+                "workload-demo runs 3 pods of a template other than {old_hash} and gets all traffic"
+            ),
+            Duration::from_secs(60),
+            |e| {
+                let Some(d) = e.get("deployment", "workload-demo") else {
+                    return false;
+                };
+                if d["spec"]["paused"] == true {
+                    return false;
+                }
+                let hashes = e.pod_hashes("workload-demo");
+                let Some((hash, n)) = hashes.iter().next() else {
+                    return false;
+                };
+                if hashes.len() != 1 || *n != 3 || hash == old_hash {
+                    return false;
+                }
+                let r = e.route_via(Some("simple-gateway"), "service-demo", &[], 200);
+                live = hash.clone();
+                r["byPodTemplateHash"][hash] == 200
+            },
+        );
+        live
+    }
+}
+
+/// Name of an object's controller owner.
+pub fn owner_name(obj: &Value) -> Option<&str> {
+    obj["metadata"]["ownerReferences"]
+        .as_array()?
+        .iter()
+        .find(|o| o["controller"] == true)
+        .or_else(|| obj["metadata"]["ownerReferences"].get(0))?["name"]
+        .as_str()
+}

@@ -96,6 +96,54 @@ fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
+/// Rollouts whose status this operator has just replaced, by the
+/// resourceVersion it replaced, until the watch cache shows a newer version.
+///
+/// Our own writes to routing objects or Deployments wake the Rollout again,
+/// often before the watch has delivered the status written in the same
+/// reconcile. Planning from that stale Rollout would repeat a transition
+/// without its grace period (for example, deleting the canary a few
+/// milliseconds after restoring routing), so such a reconcile waits for the
+/// new version instead.
+#[derive(Debug, Default)]
+pub struct StatusWrites(std::sync::Mutex<std::collections::HashMap<(String, String), String>>);
+
+impl StatusWrites {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(String, String), String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The status of `ns/name` was replaced over version `from`.
+    pub fn written(&self, ns: &str, name: &str, from: &str) {
+        self.lock()
+            .insert((ns.to_string(), name.to_string()), from.to_string());
+    }
+
+    /// Whether version `rv` of `ns/name` predates a status write of ours.
+    /// A newer version clears the record.
+    pub fn is_stale(&self, ns: &str, name: &str, rv: &str) -> bool {
+        let mut m = self.lock();
+        let key = (ns.to_string(), name.to_string());
+        match m.get(&key) {
+            Some(from) if from == rv => true,
+            Some(_) => {
+                m.remove(&key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Drop the record of a Rollout that is gone.
+    pub fn forget(&self, ns: &str, name: &str) {
+        self.lock().remove(&(ns.to_string(), name.to_string()));
+    }
+}
+
 /// Shared state of the reconciler.
 pub struct Context {
     /// API client.
@@ -116,6 +164,8 @@ pub struct Context {
     /// Whether the admission webhook pauses Deployments (else the controller
     /// pauses them itself and warns about the race).
     pub webhook_enabled: bool,
+    /// Status writes the Rollout watch has not delivered yet.
+    pub status_writes: StatusWrites,
 }
 
 /// Where the controller looks.
@@ -307,6 +357,7 @@ pub async fn run(
         services: svc_reader,
         routing,
         webhook_enabled,
+        status_writes: StatusWrites::default(),
     });
 
     let (s1, s2) = (store.clone(), store.clone());
@@ -602,6 +653,16 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error
         return Ok(Requeue::await_change());
     }
 
+    if ctx.status_writes.is_stale(
+        &ns,
+        &name,
+        ro.resource_version().as_deref().unwrap_or_default(),
+    ) {
+        // The watch brings the status we wrote (and with it a reconcile);
+        // the fallback requeue covers a watch that restarts meanwhile.
+        tracing::debug!(rollout = %format!("{ns}/{name}"), "waiting for the watch to deliver our status write");
+        return Ok(Requeue::requeue(Duration::from_secs(1)));
+    }
     let observed = observe(&ro, &ctx).await?;
     let plan = ramp_core::plan(&observed);
     if let Some(e) = &plan.error {
@@ -619,6 +680,7 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error
     if ro.metadata.deletion_timestamp.is_some() && plan.cleanup_complete {
         remove_finalizer(&api, &ro, &ctx).await?;
         ctx.metrics.forget_rollout(&ns, &name);
+        ctx.status_writes.forget(&ns, &name);
         return Ok(Requeue::await_change());
     }
     Ok(match plan.requeue_after {
@@ -739,7 +801,14 @@ async fn write_status(
         .replace_status(&ro.name_any(), &PostParams::default(), &next)
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            ctx.status_writes.written(
+                &ro.namespace().unwrap_or_default(),
+                &ro.name_any(),
+                ro.resource_version().as_deref().unwrap_or_default(),
+            );
+            Ok(())
+        }
         Err(e) if is_conflict(&e) => Err(Error::Conflict {
             what: format!("Rollout {}", ro.name_any()),
         }),
@@ -979,5 +1048,30 @@ mod tests {
         assert!(!*flag.borrow());
         events.next().await;
         assert!(*flag.borrow());
+    }
+
+    #[test]
+    fn a_rollout_read_before_our_status_write_arrived_is_stale_until_a_newer_one() {
+        let w = StatusWrites::default();
+        assert!(!w.is_stale("ns", "demo", "10"), "nothing written yet");
+        w.written("ns", "demo", "10");
+        // The cache still has version 10: plan nothing from it.
+        assert!(w.is_stale("ns", "demo", "10"));
+        assert!(w.is_stale("ns", "demo", "10"));
+        // Other Rollouts are not affected.
+        assert!(!w.is_stale("ns", "other", "10"));
+        assert!(!w.is_stale("other-ns", "demo", "10"));
+        // The watch delivered our write (or anything newer): fresh again,
+        // and the record is gone.
+        assert!(!w.is_stale("ns", "demo", "11"));
+        assert!(!w.is_stale("ns", "demo", "10"));
+    }
+
+    #[test]
+    fn a_deleted_rollout_is_forgotten() {
+        let w = StatusWrites::default();
+        w.written("ns", "demo", "7");
+        w.forget("ns", "demo");
+        assert!(!w.is_stale("ns", "demo", "7"));
     }
 }
