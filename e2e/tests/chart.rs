@@ -380,8 +380,8 @@ impl Expect {
             ),
             // controller.rs observe: ReplicaSets listed by selector.
             ("apps", "replicasets", &[], &["list"]),
-            // controller.rs observe: canary pods listed by selector.
-            ("", "pods", &[], &["list"]),
+            // controller.rs: canary pods watched by ramp's label; listed by selector in observe.
+            ("", "pods", &[], &["list", "watch"]),
             // controller.rs: watcher (list, watch); ApplyService (SSA: create, patch);
             // PatchService; DeleteService. No get.
             (

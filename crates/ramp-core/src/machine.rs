@@ -565,7 +565,7 @@ impl<'a> Planner<'a> {
                 }
             }
             Some(RolloutPhase::Aborted) => self.aborted(ctx, w),
-            _ => self.idle(w),
+            _ => self.idle(ctx, w),
         }
     }
 
@@ -576,7 +576,7 @@ impl<'a> Planner<'a> {
 
     // ----- no rollout under way -----------------------------------------------------
 
-    fn idle(&mut self, w: &Deployment) -> Result<(), PlanError> {
+    fn idle(&mut self, ctx: &Ctx<'a>, w: &Deployment) -> Result<(), PlanError> {
         let current = Self::current_revision(w);
         let cs = self.cs_ref();
         let was_healthy = self.status.phase == Some(RolloutPhase::Healthy);
@@ -587,7 +587,11 @@ impl<'a> Planner<'a> {
         };
         if current == stable {
             self.healthy(w, stable, was_healthy);
-            Ok(())
+            // Report a missing or unusable Service / routing object now, not
+            // only when the next template change starts a rollout. Only the
+            // adoption label (protective) is kept: a template change made
+            // meanwhile is held rather than rolled out without a canary.
+            self.check_references(ctx)
         } else {
             self.start(w, stable, current)
         }
@@ -647,9 +651,26 @@ impl<'a> Planner<'a> {
                 patch: objects::resume_patch(false),
             });
         }
-        self.message(format!(
+        let text = format!(
             "Deployment {workload} runs revision {stable}; a template change starts a canary rollout"
-        ));
+        );
+        // A problem reported earlier (or a past disable) is over; the outcome
+        // of the last rollout (Completed, RolledBack) stays.
+        let stale = self
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == CONDITION_PROGRESSING)
+            .is_some_and(|c| {
+                !matches!(
+                    c.reason.as_deref(),
+                    Some("Completed" | "RolledBack" | "Healthy")
+                )
+            });
+        if stale {
+            self.condition(CONDITION_PROGRESSING, "False", "Healthy", &text);
+        }
+        self.message(text);
     }
 
     fn start(&mut self, w: &Deployment, stable: String, current: String) -> Result<(), PlanError> {
@@ -1041,6 +1062,22 @@ impl<'a> Planner<'a> {
             });
         }
         self.stable_pod_hash(w)?;
+        self.check_routing(ctx)
+    }
+
+    /// The stable Service and every routing object exist, and every step's
+    /// routing can be computed from the routing objects.
+    fn check_references(&self, ctx: &Ctx<'_>) -> Result<(), PlanError> {
+        let service = Self::stable_service_name(ctx);
+        if self.obs.stable_service.is_none() {
+            return Err(self.not_found("Service", &service));
+        }
+        self.check_routing(ctx)
+    }
+
+    /// Every routing object exists, is of a supported kind, routes to the
+    /// stable Service, and takes every step's routing.
+    fn check_routing(&self, ctx: &Ctx<'_>) -> Result<(), PlanError> {
         let rctx = self.routing_ctx(ctx, false)?;
         for r in &ctx.refs {
             let live = self

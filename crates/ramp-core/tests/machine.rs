@@ -995,3 +995,96 @@ fn a_lost_stable_revision_is_found_again() {
     w.run_to_step(1, StepState::StepPaused);
     assert_eq!(w.cs().stable_revision, v1);
 }
+
+/// A new Rollout naming a missing Service or VirtualService, or a
+/// VirtualService without a route to the Service, says so at once — not only
+/// when a template change starts a rollout. Its only action is the adoption
+/// label (so that a template change is held, not rolled out natively); once
+/// the object is right the Rollout is Healthy and the problem is gone.
+#[test]
+fn a_new_rollout_reports_missing_or_unusable_objects_at_once() {
+    type Breakage = fn(&mut World);
+    let cases: [(&str, &str, Breakage); 3] = [
+        (
+            "Service service-demo not found in namespace default",
+            "ObjectNotFound",
+            |w| {
+                w.services.remove("service-demo");
+            },
+        ),
+        (
+            "VirtualService vs-demo not found in namespace default",
+            "ObjectNotFound",
+            |w| {
+                w.routing
+                    .remove(&common::routing_key("VirtualService", "vs-demo"));
+            },
+        ),
+        (
+            "VirtualService vs-demo has no http route to Service service-demo",
+            "NoRouteToService",
+            |w| {
+                w.edit_routing("vs-demo", |vs| {
+                    vs["spec"]["http"][0]["route"][0]["destination"]["host"] = json!("elsewhere");
+                });
+            },
+        ),
+    ];
+    for (text, reason, break_it) in cases {
+        let fixed = World::load("walkthrough");
+        let mut w = fixed.clone();
+        // As created: no status, not adopted.
+        w.rollout.status = None;
+        w.deployments
+            .get_mut("workload-demo")
+            .unwrap()
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .remove(CONTROLLED_BY_LABEL);
+        break_it(&mut w);
+        let p = w.step();
+        let err = p
+            .error
+            .as_ref()
+            .unwrap_or_else(|| panic!("{text}: no error"));
+        assert!(err.to_string().starts_with(text), "{err}");
+        let actions: Vec<String> = p.actions.iter().map(ToString::to_string).collect();
+        assert_eq!(actions, ["patch Deployment workload-demo"], "{text}");
+        assert_eq!(
+            w.workload().metadata.labels.as_ref().unwrap()[CONTROLLED_BY_LABEL],
+            "rollouts-demo"
+        );
+        assert!(!w.workload().spec.as_ref().unwrap().paused.unwrap_or(false));
+        assert_eq!(w.phase(), Some(RolloutPhase::Initial));
+        assert!(w.message().starts_with(text), "{}", w.message());
+        assert_eq!(
+            condition(&w, "Progressing"),
+            ("False".into(), reason.into())
+        );
+        assert!(
+            p.events
+                .iter()
+                .any(|e| e.type_ == EventType::Warning && e.message.starts_with(text)),
+            "{:?}",
+            p.events
+        );
+        // Nothing more while nothing changes; the Warning is not repeated.
+        let again = w.step();
+        assert!(
+            again.actions.is_empty() && again.events.is_empty(),
+            "{again:?}"
+        );
+
+        // The object is fixed: Healthy, the condition no longer names it.
+        w.services = fixed.services.clone();
+        w.routing = fixed.routing.clone();
+        let p = w.step();
+        assert!(p.error.is_none(), "{:?}", p.error);
+        assert_eq!(w.phase(), Some(RolloutPhase::Healthy));
+        let (status, reason) = condition(&w, "Progressing");
+        assert_eq!((status.as_str(), reason.as_str()), ("False", "Healthy"));
+        assert!(!format!("{:?}", w.rollout.status).contains(text));
+    }
+}

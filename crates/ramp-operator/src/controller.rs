@@ -13,7 +13,8 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, PartialObjectMeta, Patch,
+    PatchParams, PostParams,
 };
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -299,6 +300,13 @@ pub async fn run(
     let deployments = caches.events;
     let mut synced = caches.synced;
 
+    let canary_pods = watcher(
+        scope.api::<PartialObjectMeta<Pod>>(&client),
+        watcher::Config::default().labels(MANAGED_BY_ROLLOUT_LABEL),
+    )
+    .default_backoff()
+    .touched_objects();
+
     let (svc_reader, svc_writer) = reflector::store();
     let (services, svc_synced) = flag_synced(
         watcher(scope.api::<Service>(&client), watcher::Config::default()).default_backoff(),
@@ -404,6 +412,11 @@ pub async fn run(
                     .is_some_and(|t| t.service == name || canary_service_name(&t.service) == name)
             })
         })
+        // Canary pods: a pod that fails to start (image pull, crash loop)
+        // changes no Deployment field, yet its reason belongs in the message.
+        .watches_stream(canary_pods, |p: PartialObjectMeta<Pod>| {
+            rollout_of_canary_pod(&p.metadata)
+        })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
@@ -413,6 +426,12 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// The Rollout a canary pod belongs to (from ramp's label on it).
+pub fn rollout_of_canary_pod(meta: &kube::api::ObjectMeta) -> Option<ObjectRef<Rollout>> {
+    let name = meta.labels.as_ref()?.get(MANAGED_BY_ROLLOUT_LABEL)?;
+    Some(ObjectRef::new(name).within(meta.namespace.as_deref().unwrap_or_default()))
 }
 
 /// A watch stream, and a flag that turns true once it has listed every
@@ -1035,6 +1054,24 @@ mod tests {
         for flag in &caches.synced {
             assert!(*flag.borrow());
         }
+    }
+
+    #[test]
+    fn a_canary_pod_wakes_the_rollout_named_by_its_label() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "workload-demo-canary-abc-x", "namespace": "ns",
+                         "labels": {"app": "demo", MANAGED_BY_ROLLOUT_LABEL: "rollouts-demo"}},
+        }))
+        .unwrap();
+        assert_eq!(
+            rollout_of_canary_pod(&pod.metadata),
+            Some(ObjectRef::new("rollouts-demo").within("ns"))
+        );
+        let other: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "ns", "labels": {"app": "demo"}},
+        }))
+        .unwrap();
+        assert_eq!(rollout_of_canary_pod(&other.metadata), None);
     }
 
     #[tokio::test]
