@@ -107,9 +107,13 @@ fn step_of(env: &Env) -> (i64, String, String) {
 
 /// Kill and restart, logging where the rollout was.
 fn crash(env: &mut Env, at: &str) {
-    let before = step_of(env);
     env.kill_operator();
-    eprintln!("killed the operator {at}: status was {before:?}");
+    // Read after the kill: nothing moves the status while the operator is down.
+    let phase = env.rollout_status(RO)["phase"].clone();
+    eprintln!(
+        "killed the operator {at}: status was {phase} {:?}",
+        step_of(env)
+    );
     env.start_operator();
     env.wait_operator_ready();
 }
