@@ -15,6 +15,7 @@ pub mod client;
 pub mod controllers;
 pub mod discovery;
 pub mod errors;
+pub mod faults;
 pub mod mesh;
 pub mod openapi;
 pub mod patch;

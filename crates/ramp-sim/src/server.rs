@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admission::{ServiceMap, UserInfo, WebhookGate, WriteTarget};
 use crate::discovery;
 use crate::errors::{ApiError, ApiResult};
+use crate::faults::{self, Faults, RequestInfo, Stats};
 use crate::openapi;
 use crate::proto;
 use crate::resources::{GroupResource, ResourceType};
@@ -79,6 +80,9 @@ struct App {
     shutdown: CancellationToken,
     /// Admission webhooks (see `crate::admission::gate`).
     admission: WebhookGate,
+    /// Injected faults and request accounting (`/sim/v1/faults`, `/sim/v1/stats`).
+    faults: Faults,
+    stats: Stats,
 }
 
 /// A running API server.
@@ -107,11 +111,14 @@ impl Server {
             addr,
             shutdown: shutdown.clone(),
             admission: WebhookGate::new(ServiceMap::new(), admin_user_info()),
+            faults: Faults::default(),
+            stats: Stats::default(),
         });
         let router = Router::new()
             .route("/sim/v1/route", axum::routing::post(route_requests))
             .fallback(handle)
-            .with_state(app.clone());
+            .with_state(app.clone())
+            .merge(faults::router(app.faults.clone(), app.stats.clone()));
         let stop = shutdown.clone();
         let task = tokio::spawn(async move {
             let res = axum::serve(listener, router)
@@ -131,6 +138,16 @@ impl Server {
     /// loopback URL here (there is no cluster DNS).
     pub fn webhook_services(&self) -> &ServiceMap {
         self.app.admission.services()
+    }
+
+    /// The fault rules (also at `/sim/v1/faults`).
+    pub fn faults(&self) -> &Faults {
+        &self.app.faults
+    }
+
+    /// Request counts (also at `/sim/v1/stats`).
+    pub fn stats(&self) -> &Stats {
+        &self.app.stats
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -455,17 +472,41 @@ fn parse_resource_path(group: &str, version: &str, rest: &[&str]) -> Option<Reso
 async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     let method = req.method().clone();
     let uri = req.uri().clone();
-    let res = dispatch(&app, req).await;
-    match res {
-        Ok(r) => {
-            tracing::debug!(%method, %uri, status = r.status().as_u16(), "request");
-            r
-        }
-        Err(e) => {
-            tracing::debug!(%method, %uri, status = e.code, reason = e.reason, message = %e.message, "request failed");
-            error_response(&e)
-        }
+    let info = RequestInfo::classify(
+        &method,
+        uri.path(),
+        uri.query(),
+        header_str(req.headers(), header::USER_AGENT),
+    );
+    let decision = app.faults.decide(&info);
+    if !decision.latency.is_zero() {
+        tokio::time::sleep(decision.latency).await;
     }
+    let r = match decision.error {
+        Some(e) => {
+            tracing::debug!(%method, %uri, status = e.code, "injected fault");
+            faults::fault_response(&e)
+        }
+        None => match dispatch(&app, req).await {
+            Ok(r) => {
+                tracing::debug!(%method, %uri, status = r.status().as_u16(), "request");
+                match decision.close_watch_after {
+                    Some(after) if r.status() == StatusCode::OK => {
+                        faults::close_body_after(r, after)
+                    }
+                    _ => r,
+                }
+            }
+            Err(e) => {
+                tracing::debug!(%method, %uri, status = e.code, reason = e.reason, message = %e.message, "request failed");
+                error_response(&e)
+            }
+        },
+    };
+    if !uri.path().starts_with("/sim/") {
+        app.stats.record(&info, r.status().as_u16());
+    }
+    r
 }
 
 /// `POST /sim/v1/route`: where N requests go through the embedded mesh (a
