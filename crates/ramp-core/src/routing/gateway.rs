@@ -30,7 +30,7 @@ use ramp_api::{HttpRouteMatch, PathMatchType, ValueMatchType};
 use serde_json::{Map, Value, json};
 
 use super::istio::distribute;
-use super::{RoutingContext, StepRouting, TrafficProvider};
+use super::{RoutingContext, StepRouting, TrafficProvider, invalid, spec_list};
 use crate::error::RoutingError;
 use crate::observed::api_group;
 
@@ -168,14 +168,6 @@ impl TrafficProvider for GatewayHttpRoute {
     }
 }
 
-fn invalid(object: &str, field: &str, message: &str) -> RoutingError {
-    RoutingError::InvalidObject {
-        object: object.to_string(),
-        field: field.to_string(),
-        message: message.to_string(),
-    }
-}
-
 fn no_route(object: &str, ctx: &RoutingContext) -> RoutingError {
     RoutingError::NoRouteToService {
         object: object.to_string(),
@@ -188,29 +180,13 @@ fn no_route(object: &str, ctx: &RoutingContext) -> RoutingError {
 }
 
 fn rules<'a>(object: &str, spec: &'a Value) -> Result<&'a Vec<Value>, RoutingError> {
-    if !spec.is_object() {
-        return Err(invalid(object, "spec", "must be an object"));
-    }
-    match spec.get("rules") {
-        Some(Value::Array(rules)) => {
-            for (i, r) in rules.iter().enumerate() {
-                if !r.is_object() {
-                    return Err(invalid(
-                        object,
-                        &format!("spec.rules[{i}]"),
-                        "must be an object",
-                    ));
-                }
-            }
-            Ok(rules)
-        }
-        Some(_) => Err(invalid(object, "spec.rules", "must be a list of rules")),
-        None => Err(invalid(
-            object,
-            "spec.rules",
-            "missing: ramp changes the rules of an HTTPRoute, and this one has none",
-        )),
-    }
+    spec_list(
+        object,
+        spec,
+        "rules",
+        "rules",
+        "ramp changes the rules of an HTTPRoute, and this one has none",
+    )
 }
 
 /// The `backendRefs` of a rule (empty for redirects and the like).

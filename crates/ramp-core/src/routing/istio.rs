@@ -19,7 +19,9 @@
 use ramp_api::{HttpRouteMatch, PathMatchType, ValueMatchType};
 use serde_json::{Map, Value, json};
 
-use super::{RoutingContext, StepRouting, TrafficProvider, service_host_suffix};
+use super::{
+    RoutingContext, StepRouting, TrafficProvider, invalid, service_host_suffix, spec_list,
+};
 use crate::error::RoutingError;
 use crate::observed::api_group;
 
@@ -273,38 +275,14 @@ fn strip_mirror(hosts: &Hosts<'_>, route: &Value) -> Value {
     out
 }
 
-fn invalid(object: &str, field: &str, message: &str) -> RoutingError {
-    RoutingError::InvalidObject {
-        object: object.to_string(),
-        field: field.to_string(),
-        message: message.to_string(),
-    }
-}
-
 fn http_routes<'a>(object: &str, spec: &'a Value) -> Result<&'a Vec<Value>, RoutingError> {
-    if !spec.is_object() {
-        return Err(invalid(object, "spec", "must be an object"));
-    }
-    match spec.get("http") {
-        Some(Value::Array(routes)) => {
-            for (i, r) in routes.iter().enumerate() {
-                if !r.is_object() {
-                    return Err(invalid(
-                        object,
-                        &format!("spec.http[{i}]"),
-                        "must be an object",
-                    ));
-                }
-            }
-            Ok(routes)
-        }
-        Some(_) => Err(invalid(object, "spec.http", "must be a list of routes")),
-        None => Err(invalid(
-            object,
-            "spec.http",
-            "missing: ramp changes http routes, and this VirtualService has none",
-        )),
-    }
+    spec_list(
+        object,
+        spec,
+        "http",
+        "routes",
+        "ramp changes http routes, and this VirtualService has none",
+    )
 }
 
 /// The `route` entries of an http route (empty for redirects, delegates...).

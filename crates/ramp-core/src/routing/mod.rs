@@ -454,3 +454,45 @@ pub fn assess(
     }
     Ok(RoutingVerdict::Drifted { original, desired })
 }
+
+/// An `InvalidObject` error naming the routing object and the field.
+pub(crate) fn invalid(object: &str, field: &str, message: &str) -> RoutingError {
+    RoutingError::InvalidObject {
+        object: object.to_string(),
+        field: field.to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// `spec.<key>` of a routing object as a list of objects (`http` of a
+/// VirtualService, `rules` of an HTTPRoute), or an error naming the field.
+pub(crate) fn spec_list<'a>(
+    object: &str,
+    spec: &'a Value,
+    key: &str,
+    items: &str,
+    missing: &str,
+) -> Result<&'a Vec<Value>, RoutingError> {
+    if !spec.is_object() {
+        return Err(invalid(object, "spec", "must be an object"));
+    }
+    let field = format!("spec.{key}");
+    match spec.get(key) {
+        Some(Value::Array(list)) => {
+            if let Some(i) = list.iter().position(|r| !r.is_object()) {
+                return Err(invalid(
+                    object,
+                    &format!("{field}[{i}]"),
+                    "must be an object",
+                ));
+            }
+            Ok(list)
+        }
+        Some(_) => Err(invalid(
+            object,
+            &field,
+            &format!("must be a list of {items}"),
+        )),
+        None => Err(invalid(object, &field, &format!("missing: {missing}"))),
+    }
+}
