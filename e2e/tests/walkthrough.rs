@@ -11,22 +11,13 @@ const RO: &str = "rollouts-demo";
 const GW: Option<&str> = Some("simple-gateway");
 
 /// Approve the paused step with the guarded status patch `kubectl ramp approve` sends.
-pub fn approve(env: &Env, step: i64) {
-    let patch = json!([
-        {"op": "test", "path": "/status/canaryStatus/currentStepIndex", "value": step},
-        {"op": "test", "path": "/status/canaryStatus/currentStepState", "value": "StepPaused"},
-        {"op": "replace", "path": "/status/canaryStatus/currentStepState", "value": "StepReady"}
-    ]);
-    env.kubectl(&[
-        "patch",
-        "rollout",
-        RO,
-        "--subresource=status",
-        "--type=json",
-        "-p",
-        &patch.to_string(),
-    ])
-    .ok();
+fn approve(env: &Env, step: i64) {
+    let out = env.approve_try(RO, step);
+    assert!(
+        out.status.success(),
+        "approving step {step} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn vs_http(env: &Env) -> Value {
