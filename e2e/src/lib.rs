@@ -837,3 +837,57 @@ pub fn owner_name(obj: &Value) -> Option<&str> {
         .or_else(|| obj["metadata"]["ownerReferences"].get(0))?["name"]
         .as_str()
 }
+
+// ----- Helpers for the routing scenarios (subsets, HTTPRoute, mirror) ----------
+
+impl Env {
+    /// Approve `step` of `rollout` (see [`Env::approve_try`]); panics when the
+    /// guarded patch is refused.
+    pub fn approve(&self, rollout: &str, step: i64) {
+        let out = self.approve_try(rollout, step);
+        assert!(
+            out.status.success(),
+            "approving step {step} of {rollout} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `(stableRevision, podTemplateHash)` of a Rollout's canary status: the
+    /// `pod-template-hash` of the stable pods and of the canary pods.
+    pub fn rollout_hashes(&self, rollout: &str) -> (String, String) {
+        let s = self.rollout_status(rollout);
+        let c = &s["canaryStatus"];
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        (text(&c["stableRevision"]), text(&c["podTemplateHash"]))
+    }
+
+    /// Wait until `deployment` reports `n` ready replicas.
+    pub fn wait_ready_replicas(&self, deployment: &str, n: i64) {
+        self.wait_until(
+            &format!("{deployment} has {n} ready pods"),
+            Duration::from_secs(60),
+            |e| {
+                e.get("deployment", deployment)
+                    .is_some_and(|d| d["status"]["readyReplicas"] == n)
+            },
+        );
+    }
+
+    /// Assert that the object `kind/name` is back to `original` exactly: the
+    /// same spec, labels and annotations (so none of ramp's are left).
+    pub fn assert_restored(&self, kind: &str, name: &str, original: &Value) {
+        let live = self
+            .get(kind, name)
+            .unwrap_or_else(|| panic!("{kind} {name} exists"));
+        assert_eq!(
+            live["spec"], original["spec"],
+            "{kind} {name}: spec restored exactly"
+        );
+        for key in ["labels", "annotations"] {
+            assert_eq!(
+                live["metadata"][key], original["metadata"][key],
+                "{kind} {name}: metadata.{key} as the user left them (none of ramp's)"
+            );
+        }
+    }
+}
