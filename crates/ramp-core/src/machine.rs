@@ -1292,6 +1292,11 @@ impl<'a> Planner<'a> {
             return self.enter_finishing(ctx, w, Purpose::Promote);
         }
         let next = i + 1;
+        // The next step exists to move traffic: when routing cannot be
+        // changed now (a conflicting VirtualService appeared, a routing
+        // object went missing), stay at this step with the reason instead
+        // of scaling the canary for traffic that cannot follow.
+        self.check_routing(ctx)?;
         let desired = self.desired_canary(ctx, w, next)?;
         self.ensure_isolation(ctx, w)?;
         self.ensure_canary_workload(&desired)?;

@@ -642,22 +642,18 @@ fn a_conflict_appearing_mid_rollout_holds_the_step_and_abort_still_restores() {
             json!({"gateways": ["simple-gateway"], "hosts": ["*"], "http": []}),
         ),
     );
+    let canary = w.canary().unwrap().spec.clone();
     w.approve();
-    // Step 2 scales the canary, then stops before its routing.
-    let mut error = None;
-    for _ in 0..10 {
-        if let Some(e) = w.step().error {
-            error = Some(e);
-            break;
-        }
-    }
-    assert_eq!(error.unwrap().kind(), "conflicting_virtual_services");
-    let held = w.cs();
+    // Step 2 does not start: the approval is kept, nothing is scaled or routed.
+    let p = w.step();
+    assert_eq!(p.error.unwrap().kind(), "conflicting_virtual_services");
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
     let again = w.step();
     assert_eq!(again.error.unwrap().kind(), "conflicting_virtual_services");
     assert!(again.actions.is_empty());
-    assert_eq!(w.cs().current_step_state, held.current_step_state);
-    assert_eq!(w.cs().current_step_state, StepState::StepUpgrade);
+    assert_eq!(w.cs().current_step_index, 1);
+    assert_eq!(w.cs().current_step_state, StepState::StepReady);
+    assert_eq!(w.canary().unwrap().spec, canary, "canary not scaled");
     assert_eq!(w.vs("vs-demo"), &step1, "routing untouched");
     w.request(RolloutAction::Abort);
     w.run_to_phase(RolloutPhase::Aborted);
@@ -828,4 +824,27 @@ fn an_edit_to_the_destination_rule_mid_rollout_is_kept_and_warned_about_once() {
             .get(ORIGINAL_SPEC_ANNOTATION)
             .is_none()
     );
+}
+
+#[test]
+fn a_conflict_resolved_mid_rollout_lets_the_approved_step_go_on() {
+    let mut w = World::load("walkthrough");
+    w.run_to_phase(RolloutPhase::Healthy);
+    w.set_version("canary");
+    w.run_to_step(1, StepState::StepPaused);
+    w.routing.insert(
+        routing_key("VirtualService", "vs-copy"),
+        other_vs(
+            "vs-copy",
+            json!({"gateways": ["simple-gateway"], "hosts": ["*"], "http": []}),
+        ),
+    );
+    w.approve();
+    assert!(w.step().error.is_some());
+    assert_eq!(w.cs().current_step_state, StepState::StepReady);
+    w.routing.remove(&routing_key("VirtualService", "vs-copy"));
+    w.run_to_step(2, StepState::StepPaused);
+    let http = &w.vs("vs-demo")["spec"]["http"];
+    assert_eq!(http[0]["route"][1]["weight"], 50, "{http}");
+    assert_eq!(w.canary().unwrap().spec.as_ref().unwrap().replicas, Some(2));
 }
