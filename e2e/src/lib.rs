@@ -891,3 +891,113 @@ impl Env {
         }
     }
 }
+
+/// Requests sent through the mesh over and over in the background (batches
+/// of 100, one `ramp-sim route` each) while a scenario runs, keeping every
+/// batch in which a request failed (or a mirrored copy failed). Users notice
+/// a failed request even when every step's end state is right: this catches
+/// the moments between states, e.g. a route naming a subset that is gone.
+pub struct RouteProbe {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<ProbeResult>>,
+}
+
+/// What a [`RouteProbe`] saw.
+#[derive(Debug, Default)]
+pub struct ProbeResult {
+    /// Batches sent.
+    pub batches: u64,
+    /// Route reports of the batches with a failed request or mirrored copy.
+    pub failed: Vec<Value>,
+}
+
+impl Env {
+    /// Start probing `host` (from inside the mesh, or through `gateway`) with `headers`.
+    pub fn probe_routes(&self, gateway: Option<&str>, host: &str, headers: &[&str]) -> RouteProbe {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut args: Vec<String> = vec!["route".into()];
+        if let Some(g) = gateway {
+            args.extend(["--gateway".into(), g.into()]);
+        }
+        args.extend([
+            "--kubeconfig".into(),
+            self.kubeconfig.display().to_string(),
+            "-n".into(),
+            self.ns.clone(),
+            "--host".into(),
+            host.into(),
+            "--requests".into(),
+            "100".into(),
+            "-o".into(),
+            "json".into(),
+        ]);
+        for h in headers {
+            args.extend(["-H".into(), (*h).into()]);
+        }
+        let exe = bin("ramp-sim");
+        let st = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut result = ProbeResult::default();
+            while !st.load(Ordering::SeqCst) {
+                let Ok(out) = Command::new(&exe).args(&args).output() else {
+                    break;
+                };
+                result.batches += 1;
+                let report: Value = if out.status.success() {
+                    serde_json::from_slice(&out.stdout).unwrap_or_default()
+                } else {
+                    serde_json::json!({"failed": String::from_utf8_lossy(&out.stderr)})
+                };
+                let failed = |v: &Value| v.as_object().is_some_and(|m| !m.is_empty());
+                if !out.status.success()
+                    || failed(&report["errors"])
+                    || failed(&report["shadow"]["errors"])
+                {
+                    result.failed.push(report);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            result
+        });
+        RouteProbe {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl RouteProbe {
+    /// Stop probing; panics unless every request of every batch was served
+    /// (and at least `min_batches` batches ran).
+    pub fn assert_no_failures(mut self, what: &str, min_batches: u64) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let result = self
+            .thread
+            .take()
+            .map(|t| t.join().expect("probe thread"))
+            .unwrap_or_default();
+        assert!(
+            result.failed.is_empty(),
+            "{what}: {} of {} batches of requests had failures, first: {:#}",
+            result.failed.len(),
+            result.batches,
+            result.failed[0]
+        );
+        assert!(
+            result.batches >= min_batches,
+            "{what}: only {} batches of requests were sent",
+            result.batches
+        );
+    }
+}
+
+impl Drop for RouteProbe {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

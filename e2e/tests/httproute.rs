@@ -79,6 +79,11 @@ fn walk_through_as_a_gamma_httproute_with_weights_restored_exactly() {
     env.wait_ready_replicas("workload-other", 1);
     assert_jason2(&env, "before the rollout");
 
+    // From now on no request may fail, not even between steps.
+    let probes = [
+        env.probe_routes(None, HOST, &[]),
+        env.probe_routes(None, HOST, &["version: canary"]),
+    ];
     env.kubectl(&["set", "env", "deployment/workload-demo", "version=canary"])
         .ok();
 
@@ -137,6 +142,9 @@ fn walk_through_as_a_gamma_httproute_with_weights_restored_exactly() {
     // All of service-demo's share of /legacy on the new pods.
     assert_legacy(&env, &live, &live, 100, "after the rollout");
     assert_jason2(&env, "after the rollout");
+    for p in probes {
+        p.assert_no_failures("requests to service-demo during the rollout", 20);
+    }
 
     // The tester route was never written to.
     let seen = jason2_versions.finish();

@@ -27,6 +27,9 @@ fn mirror_scenario(scenario: &str, dir: &str, kind: &str) {
     assert_eq!(served(&r, "v1"), 1000, "{r}");
     assert_eq!(r["shadow"]["requests"], 0, "no mirroring before: {r}");
 
+    // From now on no request (nor mirrored copy) may fail.
+    let probe = env.probe_routes(None, "httpbin", &[]);
+
     // v2: a new pod template (its `version` label).
     env.kubectl(&[
         "patch",
@@ -77,6 +80,7 @@ fn mirror_scenario(scenario: &str, dir: &str, kind: &str) {
             served(&r, "v2") == 200 && r["shadow"]["requests"] == 0
         },
     );
+    probe.assert_no_failures("requests to httpbin during the rollout", 20);
 }
 
 #[test]

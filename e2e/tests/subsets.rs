@@ -42,6 +42,12 @@ fn bookinfo_reviews_through_subsets_header_then_half_then_restore() {
     let v1_hashes = env.pod_hashes("reviews-v1");
     assert_eq!(v1_hashes.len(), 1, "{v1_hashes:?}");
 
+    // From now on no request may fail, not even between steps.
+    let probes = [
+        env.probe_routes(None, "reviews", &[]),
+        env.probe_routes(None, "reviews", &["end-user: jason"]),
+    ];
+
     // A new template for reviews-v1: the webhook pauses it in the same write.
     env.kubectl(&[
         "set",
@@ -135,4 +141,7 @@ fn bookinfo_reviews_through_subsets_header_then_half_then_restore() {
         },
     );
     assert_bill_on_v3(&env, "after the rollout");
+    for p in probes {
+        p.assert_no_failures("requests to reviews during the rollout", 20);
+    }
 }
