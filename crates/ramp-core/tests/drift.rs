@@ -209,3 +209,100 @@ fn patches_are_guarded_by_the_resource_version() {
     assert!(json_patch::patch(&mut edited, &patch).is_err());
     assert_eq!(routing_patch(&desired, &desired), None);
 }
+
+mod destination_rule {
+    use super::*;
+    use pretty_assertions::assert_eq;
+    use ramp_core::routing::IstioDestinationRule;
+    use std::collections::BTreeMap;
+
+    fn ctx(canary_hash: Option<&str>) -> RoutingContext {
+        RoutingContext {
+            namespace: "default".into(),
+            stable_service: "reviews".into(),
+            canary_service: "reviews-canary".into(),
+            stable_pod_template_hash: Some("stable1".into()),
+            canary_pod_template_hash: canary_hash.map(str::to_string),
+            stable_pod_labels: BTreeMap::from([
+                ("app".into(), "reviews".into()),
+                ("version".into(), "v1".into()),
+                ("pod-template-hash".into(), "stable1".into()),
+            ]),
+            ..Default::default()
+        }
+    }
+
+    fn original() -> Value {
+        json!({
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "DestinationRule",
+            "metadata": {"name": "reviews", "namespace": "default", "resourceVersion": "3"},
+            "spec": {"host": "reviews", "subsets": [
+                {"name": "v1", "labels": {"version": "v1"}},
+                {"name": "v3", "labels": {"version": "v3"}}
+            ]}
+        })
+    }
+
+    /// ramp's DestinationRule for `canary_hash` (None: before the canary pods' hash is known).
+    fn written(canary_hash: Option<&str>) -> Value {
+        let live = original();
+        let saved = OriginalConfiguration::from_object(&live);
+        desired_object(
+            &IstioDestinationRule,
+            &live,
+            &saved,
+            Some(&StepRouting::default()),
+            &ctx(canary_hash),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn ramps_own_earlier_subsets_are_behind_not_drift() {
+        let p = IstioDestinationRule;
+        // Written before the canary pods' hash was known, and for an earlier canary.
+        for earlier in [written(None), written(Some("old-canary"))] {
+            let wanted = StepRouting::default();
+            match assess(&p, &earlier, Some(&wanted), &[], &ctx(Some("canary1"))).unwrap() {
+                RoutingVerdict::Behind { desired } => {
+                    assert_eq!(desired, written(Some("canary1")))
+                }
+                other => panic!("expected Behind, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_original_reapplied_over_ramps_subsets_is_drift() {
+        let p = IstioDestinationRule;
+        // kubectl apply of the original manifest: ramp's annotation (not in
+        // the manifest) stays, the subsets are the original ones again.
+        let mut reapplied = written(Some("canary1"));
+        reapplied["spec"] = original()["spec"].clone();
+        reapplied["metadata"]["resourceVersion"] = json!("9");
+        match assess(
+            &p,
+            &reapplied,
+            Some(&StepRouting::default()),
+            &[],
+            &ctx(Some("canary1")),
+        )
+        .unwrap()
+        {
+            RoutingVerdict::Drifted {
+                original: o,
+                desired,
+            } => {
+                assert_eq!(o.spec, original()["spec"]);
+                assert_eq!(desired["spec"], written(Some("canary1"))["spec"]);
+                assert!(
+                    desired["metadata"]["annotations"]
+                        .get(ORIGINAL_SPEC_ANNOTATION)
+                        .is_some()
+                );
+            }
+            other => panic!("expected Drifted, got {other:?}"),
+        }
+    }
+}

@@ -441,10 +441,13 @@ pub fn assess(
     }
     let stripped = stripped_original(provider, live, ctx)?;
     if provider.shape_follows_pods()
+        && live.get("spec") != Some(&stripped.spec)
         && OriginalConfiguration::saved(live)?.is_some_and(|saved| saved == stripped)
     {
         // Only ramp's own additions differ (a DestinationRule written before
         // the canary pods' hash was known, or for an earlier canary): not drift.
+        // Without any of ramp's additions left (the original re-applied, say
+        // by a GitOps tool) it is someone else's doing, reported as drift.
         return Ok(RoutingVerdict::Behind { desired });
     }
     let original = stripped;
