@@ -321,6 +321,8 @@ impl Env {
             "replicasets",
             "services",
             "virtualservices",
+            "destinationrules",
+            "httproutes",
             "pods",
             "events",
         ] {

@@ -145,3 +145,75 @@ fn bookinfo_reviews_through_subsets_header_then_half_then_restore() {
         p.assert_no_failures("requests to reviews during the rollout", 20);
     }
 }
+
+#[test]
+fn subsets_survive_a_reapplied_destination_rule_and_a_rollback_restores_them() {
+    let env = Env::start("subsets-back");
+    env.apply_dir("examples/bookinfo-subsets");
+    let original_vs = env.get("virtualservice", "reviews").unwrap();
+    let original_dr = env.get("destinationrule", "reviews").unwrap();
+    env.wait_phase(RO, "Healthy");
+    env.wait_ready_replicas("reviews-v1", 2);
+    let old_image = env.get("deployment", "reviews-v1").unwrap()["spec"]["template"]["spec"]
+        ["containers"][0]["image"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let probe = env.probe_routes(None, "reviews", &[]);
+    env.kubectl(&[
+        "set",
+        "image",
+        "deployment/reviews-v1",
+        &format!("reviews={NEW_IMAGE}"),
+    ])
+    .ok();
+    env.wait_step(RO, 1, "StepPaused");
+    let (stable, canary) = env.rollout_hashes(RO);
+    let narrowed = env.get("destinationrule", "reviews").unwrap()["spec"].clone();
+
+    // A GitOps tool re-applies the DestinationRule: ramp puts its subsets back.
+    env.apply(
+        &std::fs::read_to_string(
+            ramp_e2e::repo_root().join("examples/bookinfo-subsets/destinationrule.yaml"),
+        )
+        .unwrap(),
+    );
+    env.wait_until(
+        "the canary subset and the narrowed v1 are back",
+        Duration::from_secs(10),
+        |e| e.get("destinationrule", "reviews").unwrap()["spec"] == narrowed,
+    );
+    assert!(
+        env.events().iter().any(|e| e["reason"] == "RoutingDrift"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("DestinationRule reviews was changed"))),
+        "a RoutingDrift event names the DestinationRule: {:#?}",
+        env.events()
+    );
+    let r = route(&env, &["end-user: jason"]);
+    assert_eq!(r["byPodTemplateHash"][&canary], 1000, "{r}");
+
+    // Step 2, then the template goes back to v1: a rollback.
+    env.approve(RO, 1);
+    env.wait_step(RO, 2, "StepPaused");
+    env.kubectl(&[
+        "set",
+        "image",
+        "deployment/reviews-v1",
+        &format!("reviews={old_image}"),
+    ])
+    .ok();
+    env.wait_phase(RO, "Healthy");
+    env.wait_until(
+        "the canary Deployment is gone",
+        Duration::from_secs(60),
+        |e| e.get("deployment", "reviews-v1-canary").is_none(),
+    );
+    env.assert_restored("virtualservice", "reviews", &original_vs);
+    env.assert_restored("destinationrule", "reviews", &original_dr);
+    let r = route(&env, &["end-user: jason"]);
+    assert_eq!(r["byPodTemplateHash"][&stable], 1000, "{r}");
+    assert_eq!(env.pod_hashes("reviews-v1").len(), 1);
+    probe.assert_no_failures("requests to reviews during the rollback", 20);
+}
