@@ -158,17 +158,22 @@ pub fn canary_weight(ro: &Rollout) -> String {
 
 /// What reaches the canary now, in words: `50% of traffic`, `requests
 /// matching header version=canary`, `no traffic`.
+/// A mirror step adds `+ a copy of 100% of requests (mirrored)`.
 pub fn canary_traffic(ro: &Rollout) -> String {
     let Some(step) = routed_step(ro).and_then(|i| step_at(ro, i)) else {
         return "no traffic".into();
     };
-    match (&step.traffic, step.matches.is_empty()) {
+    let real = match (&step.traffic, step.matches.is_empty()) {
         (Some(t), _) => format!("{t} of traffic"),
         (None, false) => {
             let m: Vec<String> = step.matches.iter().map(describe_match).collect();
             format!("requests matching {}", m.join(" or "))
         }
         (None, true) => "no traffic".into(),
+    };
+    match &step.mirror {
+        Some(m) => format!("{real} + a copy of {}% of requests (mirrored)", m.percent),
+        None => real,
     }
 }
 
@@ -283,6 +288,9 @@ pub fn describe_step(step: &CanaryStep) -> String {
         let m: Vec<String> = step.matches.iter().map(describe_match).collect();
         parts.push(format!("match {}", m.join(" or ")));
     }
+    if let Some(m) = &step.mirror {
+        parts.push(format!("mirror {}%", m.percent));
+    }
     match step.pause.as_ref().and_then(|p| p.duration) {
         Some(d) => parts.push(format!("pause {d}s")),
         None => parts.push("until approved".into()),
@@ -375,6 +383,30 @@ mod tests {
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_mirror_step_is_described_with_its_percent() {
+        let mut ro = rollout(serde_json::json!({
+            "phase": "Progressing",
+            "canaryStatus": {"currentStepIndex": 1, "currentStepState": "StepPaused"},
+        }));
+        let canary = ro.spec.strategy.canary.as_mut().unwrap();
+        canary.steps[0].mirror = Some(ramp_api::TrafficMirror { percent: 100 });
+        canary.steps[1].traffic = Some("20%".into());
+        let steps = &ro.spec.strategy.canary.as_ref().unwrap().steps;
+        assert_eq!(
+            describe_step(&steps[0]),
+            "replicas 1 · mirror 100% · until approved"
+        );
+        assert_eq!(
+            describe_step(&steps[1]),
+            "replicas 2 · traffic 20% · until approved"
+        );
+        assert_eq!(
+            canary_traffic(&ro),
+            "no traffic + a copy of 100% of requests (mirrored)"
+        );
     }
 
     #[test]
