@@ -56,6 +56,12 @@ fn mirror_scenario(scenario: &str, dir: &str, kind: &str) {
     );
     assert_eq!(r["shadow"]["byPodTemplateHash"][&canary], 1000, "{r}");
     assert_eq!(r["shadow"]["errors"], serde_json::json!({}), "{r}");
+    let status = env.ramp(&["status", RO]).ok();
+    assert!(
+        status.contains("mirror 100%")
+            && status.contains("no traffic + a copy of 100% of requests (mirrored)"),
+        "kubectl ramp status shows the mirror step: {status}"
+    );
 
     // Step 2: 20% real traffic, no more mirroring.
     env.approve(RO, 1);
