@@ -417,6 +417,11 @@ fn builtin_list_strategy(kind: &str, path: &[&str]) -> ListStrategy {
         ("Pod", ["status", "containerStatuses"]) => Replace,
         ("Service", ["spec", "ports"]) => Key("port"),
         ("ServiceAccount", ["secrets"]) => Key("name"),
+        // A webhook's caBundle is often set by another manager (the webhook's own operator or
+        // cert-manager); re-applying the configuration must merge webhooks by name, not drop it.
+        ("MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration", ["webhooks"]) => {
+            Key("name")
+        }
         _ => Replace,
     }
 }
@@ -1259,6 +1264,38 @@ mod tests {
             "omitted fields are kept"
         );
         assert_eq!(merged["spec"]["strategy"], live["spec"]["strategy"]);
+    }
+
+    #[test]
+    fn reapplying_a_webhook_configuration_keeps_a_ca_bundle_set_by_another_manager() {
+        let chart = json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": "ramp"},
+            "webhooks": [
+                {"name": "a.ramp.dev", "clientConfig": {"service": {"name": "ramp", "namespace": "ramp"}},
+                 "failurePolicy": "Fail"},
+                {"name": "b.ramp.dev", "clientConfig": {"service": {"name": "ramp", "namespace": "ramp"}}}
+            ]
+        });
+        let mut live = chart.clone();
+        live["webhooks"][0]["clientConfig"]["caBundle"] = json!("Q0E=");
+        live["webhooks"][1]["clientConfig"]["caBundle"] = json!("Q0E=");
+        let mut upgraded = chart.clone();
+        upgraded["webhooks"][0]["failurePolicy"] = json!("Ignore");
+        for kind in [
+            "ValidatingWebhookConfiguration",
+            "MutatingWebhookConfiguration",
+        ] {
+            let out = apply_patch(Some(&live), &upgraded, kind, true).unwrap();
+            assert_eq!(out["webhooks"][0]["failurePolicy"], "Ignore");
+            for i in 0..2 {
+                assert_eq!(
+                    out["webhooks"][i]["clientConfig"]["caBundle"], "Q0E=",
+                    "{kind} {i}"
+                );
+            }
+        }
     }
 
     #[test]
