@@ -66,6 +66,9 @@ struct Args {
     /// Single creates whose fan-out to every watcher is timed.
     #[arg(long, default_value_t = 50)]
     probes: usize,
+    /// Passed to `ramp-sim serve --watch-coalesce-ms` (the server's default when absent).
+    #[arg(long)]
+    watch_coalesce_ms: Option<u64>,
     /// Skip the baseline run (creates without watchers on a fresh server).
     #[arg(long)]
     no_baseline: bool,
@@ -105,7 +108,7 @@ struct Sim {
 }
 
 impl Sim {
-    async fn start(bin: &Path) -> Result<Sim> {
+    async fn start(bin: &Path, args: &Args) -> Result<Sim> {
         let dir = tempfile::tempdir()?;
         let kubeconfig = dir.path().join("kubeconfig");
         let token = format!("bench-{:016x}", rand::random::<u64>());
@@ -116,6 +119,10 @@ impl Sim {
             // The API server alone: the workload controllers would turn each
             // Deployment into a ReplicaSet and pods, which is not what is measured.
             .arg("--no-controllers")
+            .args(
+                args.watch_coalesce_ms
+                    .map(|ms| format!("--watch-coalesce-ms={ms}")),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -902,7 +909,7 @@ async fn baseline(bin: &Path, args: &Args, bound: Duration) -> Result<Vec<Row>> 
         "baseline: {} creates without watchers on a fresh server",
         args.objects
     );
-    let sim = Sim::start(bin).await?;
+    let sim = Sim::start(bin, args).await?;
     create_namespace(&sim).await?;
     let run = bulk_create(&sim, args.objects, args.concurrency, bound).await?;
     let mem = sim.memory()?;
@@ -939,7 +946,7 @@ async fn baseline(bin: &Path, args: &Args, bound: Duration) -> Result<Vec<Row>> 
 #[allow(clippy::too_many_lines)]
 async fn main_run(bin: &Path, args: &Args, bound: Duration) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
-    let sim = Sim::start(bin).await?;
+    let sim = Sim::start(bin, args).await?;
     create_namespace(&sim).await?;
     let idle = sim.memory()?;
 
@@ -1182,6 +1189,9 @@ async fn run(args: Args) -> Result<()> {
         "load:    {} Deployments, {} watch streams, {} creates in flight, {} LISTs, {} fan-out probes",
         args.objects, args.watchers, args.concurrency, args.lists, args.probes
     );
+    if let Some(ms) = args.watch_coalesce_ms {
+        println!("server:  --watch-coalesce-ms={ms}");
+    }
     println!();
     print!("{}", render(&rows));
     let missed = rows.iter().filter(|r| r.verdict == "MISSED").count();

@@ -125,11 +125,17 @@ struct ServeArgs {
     /// Run only the API server: no Deployment/ReplicaSet controllers, kubelet or endpoints.
     #[arg(long)]
     no_controllers: bool,
+    /// While writes keep coming, a watch stream sends what arrived at most this often (in
+    /// milliseconds), in one socket write; a change after a quiet spell goes out at once.
+    /// 0 sends every event as soon as it happens.
+    #[arg(long, value_name = "MS", default_value_t = ramp_sim::watch::COALESCE_WINDOW.as_millis() as u64)]
+    watch_coalesce_ms: u64,
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let mut config = ServerConfig {
         listen: args.listen,
+        watch_coalesce: std::time::Duration::from_millis(args.watch_coalesce_ms),
         ..ServerConfig::default()
     };
     if let Some(t) = args.token {

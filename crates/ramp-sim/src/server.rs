@@ -59,6 +59,9 @@ pub struct ServerConfig {
     pub bookmark_interval: Duration,
     /// Watch duration when the client gives no `timeoutSeconds`.
     pub default_watch_timeout: Duration,
+    /// Longest a watch stream holds back events to send them together while writes keep
+    /// coming (see [`crate::watch::WatchStreamConfig::coalesce`]).
+    pub watch_coalesce: Duration,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +72,7 @@ impl Default for ServerConfig {
             max_body_bytes: 3 * 1024 * 1024,
             bookmark_interval: Duration::from_secs(10),
             default_watch_timeout: Duration::from_secs(30 * 60),
+            watch_coalesce: crate::watch::COALESCE_WINDOW,
         }
     }
 }
@@ -120,6 +124,13 @@ impl Server {
             .with_state(app.clone())
             .merge(faults::router(app.faults.clone(), app.stats.clone()));
         let stop = shutdown.clone();
+        // Like Go's net/http (and so kube-apiserver): no Nagle delay on small responses and
+        // watch chunks.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY");
+            }
+        });
         let task = tokio::spawn(async move {
             let res = axum::serve(listener, router)
                 .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -387,8 +398,8 @@ fn write_options(q: &HashMap<String, String>) -> ApiResult<WriteOptions> {
 
 // ----- responses -----------------------------------------------------------------------------
 
-fn json_response(code: StatusCode, body: Vec<u8>) -> Response {
-    let mut r = Response::new(Body::from(body));
+fn json_response(code: StatusCode, body: impl Into<Bytes>) -> Response {
+    let mut r = Response::new(Body::from(body.into()));
     *r.status_mut() = code;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -425,6 +436,16 @@ fn object_bytes(obj: &Value, api_version: &str) -> Vec<u8> {
         let mut o = obj.clone();
         o["apiVersion"] = json!(api_version);
         serde_json::to_vec(&o).unwrap_or_default()
+    }
+}
+
+/// Like [`object_bytes`] for an object the store handed out: in its stored `apiVersion` the
+/// store's cached JSON is used (and kept for the LISTs and watch events that follow).
+fn stored_bytes(store: &Store, gr: &GroupResource, obj: &Arc<Value>, api_version: &str) -> Bytes {
+    if obj.get("apiVersion").and_then(Value::as_str) == Some(api_version) {
+        store.object_json(gr, obj)
+    } else {
+        Bytes::from(object_bytes(obj, api_version))
     }
 }
 
@@ -850,6 +871,7 @@ async fn resource_request(
                 bookmarks: truthy(&query, "allowWatchBookmarks"),
                 bookmark_interval: app.config.bookmark_interval,
                 format,
+                coalesce: app.config.watch_coalesce,
             };
             let body = watch_body(store.clone(), watch, cfg, app.shutdown.clone());
             let mut r = Response::new(body);
@@ -905,18 +927,28 @@ async fn resource_request(
                     ))
                 }
                 Output::Object => {
+                    // Each object's JSON is cached in the store: a LIST copies bytes into one
+                    // buffer sized up front instead of serializing every object again.
+                    let items: Vec<Bytes> = list
+                        .items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, item)| {
+                            let stored_version = item.get("apiVersion").and_then(Value::as_str)
+                                == Some(api_version.as_str());
+                            match stored_version.then(|| list.item_json(i)).flatten() {
+                                Some(json) => json,
+                                None => Bytes::from(object_bytes(item, &api_version)),
+                            }
+                        })
+                        .collect();
                     let mut buf = list_prefix(&rt.list_kind, &api_version, &meta);
-                    for (i, item) in list.items.iter().enumerate() {
+                    buf.reserve(items.iter().map(|b| b.len() + 1).sum::<usize>() + 2);
+                    for (i, json) in items.iter().enumerate() {
                         if i > 0 {
                             buf.push(b',');
                         }
-                        if item.get("apiVersion").and_then(Value::as_str)
-                            == Some(api_version.as_str())
-                        {
-                            let _ = serde_json::to_writer(&mut buf, item.as_ref());
-                        } else {
-                            buf.extend_from_slice(&object_bytes(item, &api_version));
-                        }
+                        buf.extend_from_slice(json);
                     }
                     buf.extend_from_slice(b"]}");
                     Ok(json_response(StatusCode::OK, buf))
@@ -946,7 +978,7 @@ async fn resource_request(
                 )),
                 Output::Object => Ok(json_response(
                     StatusCode::OK,
-                    object_bytes(&obj, &api_version),
+                    stored_bytes(store, &gr, &obj, &api_version),
                 )),
             }
         }
@@ -959,7 +991,10 @@ async fn resource_request(
                 .create(store, write_target(&rt, &rp.version, ns, sub), obj, &opts)
                 .await?;
             Ok(with_warnings(
-                json_response(StatusCode::CREATED, object_bytes(&w.object, &api_version)),
+                json_response(
+                    StatusCode::CREATED,
+                    stored_bytes(store, &gr, &w.object, &api_version),
+                ),
                 &w.warnings,
             ))
         }
@@ -978,9 +1013,9 @@ async fn resource_request(
                 Value::Null
             };
             let body = if out.is_null() {
-                object_bytes(&w.object, &api_version)
+                stored_bytes(store, &gr, &w.object, &api_version)
             } else {
-                serde_json::to_vec(&out).unwrap_or_default()
+                Bytes::from(serde_json::to_vec(&out).unwrap_or_default())
             };
             Ok(with_warnings(
                 json_response(
@@ -1015,9 +1050,11 @@ async fn resource_request(
                 .patch(store, target, name, patch_type, &patch, &opts)
                 .await?;
             let body = if sub == Some(Subresource::Scale) {
-                serde_json::to_vec(&store.get_scale(&gr, ns, name)?).unwrap_or_default()
+                Bytes::from(
+                    serde_json::to_vec(&store.get_scale(&gr, ns, name)?).unwrap_or_default(),
+                )
             } else {
-                object_bytes(&w.object, &api_version)
+                stored_bytes(store, &gr, &w.object, &api_version)
             };
             Ok(with_warnings(
                 json_response(

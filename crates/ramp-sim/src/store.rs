@@ -85,6 +85,8 @@ pub struct WatchEvent {
     pub previous: Option<Arc<Value>>,
     /// The resourceVersion of this change.
     pub resource_version: u64,
+    /// `object` as JSON, shared with the stored object (so LISTs reuse it).
+    json: JsonCell,
     encoded: OnceLock<Bytes>,
 }
 
@@ -93,13 +95,39 @@ impl WatchEvent {
     /// watcher that sees this event with the object's stored `apiVersion`.
     pub fn encoded_line(&self, kind: EventKind) -> Bytes {
         if kind == self.kind {
-            return self
-                .encoded
-                .get_or_init(|| encode_event_line(kind.as_str(), &self.object))
-                .clone();
+            return self.encoded.get_or_init(|| self.line(kind)).clone();
         }
-        encode_event_line(kind.as_str(), &self.object)
+        self.line(kind)
     }
+
+    /// The object as JSON (serialized once per stored version of the object).
+    pub fn object_json(&self) -> Bytes {
+        json_of(&self.json, &self.object)
+    }
+
+    fn line(&self, kind: EventKind) -> Bytes {
+        let object = self.object_json();
+        let mut buf = Vec::with_capacity(object.len() + 32);
+        buf.extend_from_slice(b"{\"type\":\"");
+        buf.extend_from_slice(kind.as_str().as_bytes());
+        buf.extend_from_slice(b"\",\"object\":");
+        buf.extend_from_slice(&object);
+        buf.extend_from_slice(b"}\n");
+        Bytes::from(buf)
+    }
+}
+
+/// An object's JSON, serialized on first use, then shared by every LIST and watch event that
+/// carries this version of the object. Objects are immutable once stored (a write stores a new
+/// `Arc`), so the bytes never go stale.
+type JsonCell = Arc<OnceLock<Bytes>>;
+
+fn json_of(cell: &OnceLock<Bytes>, object: &Value) -> Bytes {
+    cell.get_or_init(|| match serde_json::to_vec(object) {
+        Ok(v) => Bytes::from(v),
+        Err(_) => Bytes::from_static(b"null"),
+    })
+    .clone()
 }
 
 /// Serializes one watch event line.
@@ -267,6 +295,8 @@ pub struct ListOptions {
 pub struct ObjectList {
     /// The objects, sorted by namespace then name.
     pub items: Vec<Arc<Value>>,
+    /// Their JSON caches, index by index.
+    json: Vec<JsonCell>,
     /// The store's resourceVersion when the page was read.
     pub resource_version: u64,
     /// Token for the next page, if any.
@@ -297,6 +327,14 @@ pub struct Delivered {
     pub kind: EventKind,
     /// The shared event.
     pub event: Arc<WatchEvent>,
+}
+
+impl ObjectList {
+    /// The JSON of item `i` (in the stored `apiVersion`), serialized at most once per stored
+    /// version of the object however many LISTs and watchers read it.
+    pub fn item_json(&self, i: usize) -> Option<Bytes> {
+        Some(json_of(self.json.get(i)?, self.items.get(i)?))
+    }
 }
 
 impl Delivered {
@@ -520,8 +558,51 @@ struct ObjKey {
     name: String,
 }
 
+/// A stored object and the cache of its JSON.
+struct Entry {
+    obj: Arc<Value>,
+    json: JsonCell,
+}
+
+/// The objects of one resource type, ordered by (namespace, name).
+#[derive(Default)]
+struct Objects(BTreeMap<Key, Entry>);
+
+impl Objects {
+    fn get(&self, k: &Key) -> Option<&Arc<Value>> {
+        self.0.get(k).map(|e| &e.obj)
+    }
+    fn contains_key(&self, k: &Key) -> bool {
+        self.0.contains_key(k)
+    }
+    fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.0.keys()
+    }
+    fn values(&self) -> impl Iterator<Item = &Entry> {
+        self.0.values()
+    }
+    fn range<R: std::ops::RangeBounds<Key>>(
+        &self,
+        r: R,
+    ) -> impl Iterator<Item = (&Key, &Arc<Value>)> {
+        self.0.range(r).map(|(k, e)| (k, &e.obj))
+    }
+    fn entries(
+        &self,
+        r: (std::ops::Bound<Key>, std::ops::Bound<Key>),
+    ) -> std::collections::btree_map::Range<'_, Key, Entry> {
+        self.0.range(r)
+    }
+    fn insert(&mut self, k: Key, e: Entry) {
+        self.0.insert(k, e);
+    }
+    fn remove(&mut self, k: &Key) -> Option<Entry> {
+        self.0.remove(k)
+    }
+}
+
 struct Table {
-    objects: BTreeMap<Key, Arc<Value>>,
+    objects: Objects,
     history: VecDeque<Arc<WatchEvent>>,
     compacted_rv: u64,
     tx: broadcast::Sender<Arc<WatchEvent>>,
@@ -531,7 +612,7 @@ impl Table {
     fn new(capacity: usize, rv: u64) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(16));
         Self {
-            objects: BTreeMap::new(),
+            objects: Objects::default(),
             history: VecDeque::new(),
             compacted_rv: rv,
             tx,
@@ -671,6 +752,21 @@ impl Store {
         self.read().types.get(gr).cloned()
     }
 
+    /// `obj` as JSON. When `obj` is the version currently stored (as returned by a read or a
+    /// write), its cached JSON is used, or made and kept for the LISTs and watch events that
+    /// follow; otherwise it is serialized.
+    pub fn object_json(&self, gr: &GroupResource, obj: &Arc<Value>) -> Bytes {
+        let key = (
+            meta_str(obj, "namespace").to_string(),
+            meta_str(obj, "name").to_string(),
+        );
+        let st = self.read();
+        match st.tables.get(gr).and_then(|t| t.objects.0.get(&key)) {
+            Some(entry) if Arc::ptr_eq(&entry.obj, obj) => json_of(&entry.json, obj),
+            _ => json_of(&OnceLock::new(), obj),
+        }
+    }
+
     /// Resolves `group/version/resource` (the resource may also be a kind-less plural only).
     pub fn resolve(&self, group: &str, version: &str, resource: &str) -> Option<Arc<ResourceType>> {
         let rt = self.resource_type(&GroupResource::new(group, resource))?;
@@ -763,28 +859,28 @@ impl Store {
         let ns = namespace.filter(|n| !n.is_empty() && rt.namespaced);
         let limit = opts.limit.filter(|l| *l > 0);
         let mut items = Vec::new();
+        let mut json = Vec::new();
         let mut last: Option<Key> = None;
         let mut remaining = 0u64;
-        let range: Box<dyn Iterator<Item = (&Key, &Arc<Value>)>> = match (&start_after, ns) {
-            (Some(after), _) => Box::new(
-                table
-                    .objects
-                    .range((
-                        std::ops::Bound::Excluded(after.clone()),
-                        std::ops::Bound::Unbounded,
-                    ))
-                    .filter(move |(k, _)| ns.is_none_or(|n| k.0 == n)),
+        use std::ops::Bound;
+        let bounds = match (&start_after, ns) {
+            (Some(after), _) => (Bound::Excluded(after.clone()), Bound::Unbounded),
+            (None, Some(n)) => (
+                Bound::Included((n.to_string(), String::new())),
+                Bound::Unbounded,
             ),
-            (None, Some(n)) => Box::new(
-                table
-                    .objects
-                    .range((n.to_string(), String::new())..)
-                    .take_while(move |(k, _)| k.0 == n),
-            ),
-            (None, None) => Box::new(table.objects.iter()),
+            (None, None) => (Bound::Unbounded, Bound::Unbounded),
         };
-        for (k, obj) in range {
-            if !filter.matches(obj) {
+        for (k, entry) in table.objects.entries(bounds) {
+            if let Some(n) = ns
+                && k.0 != n
+            {
+                if start_after.is_none() {
+                    break;
+                }
+                continue;
+            }
+            if !filter.matches(&entry.obj) {
                 continue;
             }
             if let Some(l) = limit
@@ -793,7 +889,8 @@ impl Store {
                 remaining += 1;
                 continue;
             }
-            items.push(obj.clone());
+            items.push(entry.obj.clone());
+            json.push(entry.json.clone());
             last = Some(k.clone());
         }
         let continue_token = if remaining > 0 {
@@ -803,6 +900,7 @@ impl Store {
         };
         Ok(ObjectList {
             items,
+            json,
             resource_version: st.rv,
             remaining: continue_token.as_ref().map(|_| remaining),
             continue_token,
@@ -858,15 +956,16 @@ impl Store {
                 }
             }
             _ => {
-                for obj in table.objects.values() {
-                    if filter.matches(obj) {
+                for entry in table.objects.values() {
+                    if filter.matches(&entry.obj) {
                         backlog.push_back(Delivered {
                             kind: EventKind::Added,
                             event: Arc::new(WatchEvent {
                                 kind: EventKind::Added,
-                                object: obj.clone(),
+                                object: entry.obj.clone(),
                                 previous: None,
                                 resource_version: 0,
+                                json: entry.json.clone(),
                                 encoded: OnceLock::new(),
                             }),
                         });
@@ -1605,16 +1704,24 @@ impl Store {
         };
         set_meta(&mut obj, "resourceVersion", json!(rv.to_string()));
         let obj = Arc::new(obj);
+        let json = JsonCell::default();
         if kind == EventKind::Deleted {
             table.objects.remove(&k);
         } else {
-            table.objects.insert(k, obj.clone());
+            table.objects.insert(
+                k,
+                Entry {
+                    obj: obj.clone(),
+                    json: json.clone(),
+                },
+            );
         }
         let ev = Arc::new(WatchEvent {
             kind,
             object: obj.clone(),
             previous: previous.clone(),
             resource_version: rv,
+            json,
             encoded: OnceLock::new(),
         });
         table.history.push_back(ev.clone());

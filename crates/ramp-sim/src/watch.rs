@@ -46,6 +46,12 @@ pub struct WatchStreamConfig {
     pub bookmarks: bool,
     /// Interval between periodic bookmarks.
     pub bookmark_interval: Duration,
+    /// A watcher that sent a chunk less than this long ago waits out the rest of the window
+    /// before sending the next one, so that under a stream of writes every watcher wakes and
+    /// writes to its socket once per window with everything that arrived meanwhile (bigger,
+    /// fewer socket writes), instead of once per event. An event after a quiet window goes out
+    /// at once: single changes are not delayed. Zero turns coalescing off.
+    pub coalesce: Duration,
     /// Rendering.
     pub format: WatchFormat,
 }
@@ -54,18 +60,25 @@ pub struct WatchStreamConfig {
 const MAX_BATCH_EVENTS: usize = 128;
 /// A chunk stops growing once it is this large.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// The default [`WatchStreamConfig::coalesce`].
+pub const COALESCE_WINDOW: Duration = Duration::from_millis(20);
 
 struct WatchState {
     store: Store,
     watch: Option<Watch>,
     pending_error: Option<ApiError>,
     cfg: WatchStreamConfig,
+    /// `apiVersion` of the watched version (computed once, compared for every event).
+    api_version: String,
     // The timers and the shutdown future live as long as the stream: creating them anew for
     // every event registers and removes a timer entry (a lock in tokio's timer driver) and a
     // waiter per event per watcher.
     deadline: Pin<Box<Sleep>>,
     next_bookmark: Pin<Box<Sleep>>,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// When the last chunk of events went out, and the timer that waits out its window.
+    last_sent: Option<Instant>,
+    coalesce: Pin<Box<Sleep>>,
     sent_columns: bool,
     done: bool,
 }
@@ -76,15 +89,11 @@ pub fn error_line(e: &ApiError) -> Bytes {
 }
 
 impl WatchState {
-    fn api_version(&self) -> String {
-        self.cfg.rt.api_version(&self.cfg.version)
-    }
-
     fn event_line(&mut self, d: &Delivered) -> Bytes {
         match self.cfg.format {
             WatchFormat::Object => {
-                let av = self.api_version();
-                if d.event.object.get("apiVersion").and_then(Value::as_str) == Some(av.as_str()) {
+                let av = self.api_version.as_str();
+                if d.event.object.get("apiVersion").and_then(Value::as_str) == Some(av) {
                     d.encoded_line()
                 } else {
                     let mut o = (*d.event.object).clone();
@@ -123,7 +132,7 @@ impl WatchState {
                 "PartialObjectMetadata".to_string(),
                 "meta.k8s.io/v1".to_string(),
             ),
-            _ => (self.cfg.rt.kind.clone(), self.api_version()),
+            _ => (self.cfg.rt.kind.clone(), self.api_version.clone()),
         };
         let mut meta = json!({"resourceVersion": rv.to_string(), "creationTimestamp": null});
         if initial_end {
@@ -159,6 +168,10 @@ impl WatchState {
                         }
                         Some(Ok(WatchItem::Event(d))) => {
                             let first = self.event_line(&d);
+                            if !self.wait_out_window().await {
+                                return None;
+                            }
+                            self.last_sent = Some(Instant::now());
                             return Some(self.append_ready(first, bookmarks));
                         }
                         Some(Ok(WatchItem::Signal(WatchSignal::InitialEventsEnd(rv)))) => {
@@ -175,6 +188,25 @@ impl WatchState {
                     return Some(self.bookmark_line(rv, false));
                 }
             }
+        }
+    }
+
+    /// Waits until the coalescing window has passed since the last chunk. `false` when the stream
+    /// ends meanwhile (timeout or shutdown).
+    async fn wait_out_window(&mut self) -> bool {
+        let Some(last) = self.last_sent else {
+            return true;
+        };
+        let until = last + self.cfg.coalesce;
+        if self.cfg.coalesce.is_zero() || Instant::now() >= until {
+            return true;
+        }
+        self.coalesce.as_mut().reset(until);
+        tokio::select! {
+            biased;
+            _ = self.shutdown.as_mut() => false,
+            _ = self.deadline.as_mut() => false,
+            _ = self.coalesce.as_mut() => true,
         }
     }
 
@@ -232,6 +264,7 @@ pub fn watch_body(
         Err(e) => (None, Some(e)),
     };
     let state = WatchState {
+        api_version: cfg.rt.api_version(&cfg.version),
         store,
         watch,
         pending_error,
@@ -239,6 +272,8 @@ pub fn watch_body(
         next_bookmark: Box::pin(tokio::time::sleep_until(now + cfg.bookmark_interval)),
         cfg,
         shutdown: Box::pin(shutdown.cancelled_owned()),
+        last_sent: None,
+        coalesce: Box::pin(tokio::time::sleep_until(now)),
         sent_columns: false,
         done: false,
     };
@@ -313,6 +348,7 @@ mod tests {
             bookmarks: false,
             bookmark_interval: Duration::from_secs(60),
             format: WatchFormat::Object,
+            coalesce: COALESCE_WINDOW,
         };
         let mut body = watch_body(store.clone(), watch, cfg, CancellationToken::new());
 
@@ -349,6 +385,65 @@ mod tests {
         assert!(next_chunk(&mut body).await.is_none());
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_is_sent_once_per_window_and_a_lone_event_at_once() {
+        let store = Store::new();
+        let gr = GroupResource::new("", "configmaps");
+        let opts = WatchOptions {
+            resource_version: Some(store.resource_version().to_string()),
+            ..Default::default()
+        };
+        let watch = store.watch(&gr, Some("default"), &opts);
+        let cfg = WatchStreamConfig {
+            rt: store.resource_type(&gr).unwrap(),
+            version: "v1".into(),
+            timeout: Duration::from_secs(60),
+            bookmarks: false,
+            bookmark_interval: Duration::from_secs(60),
+            format: WatchFormat::Object,
+            coalesce: COALESCE_WINDOW,
+        };
+        let mut body = watch_body(store.clone(), watch, cfg, CancellationToken::new());
+        fn create(s: &Store, i: usize) {
+            let gr = GroupResource::new("", "configmaps");
+            s.create(
+                &gr,
+                Some("default"),
+                config_map(i),
+                &WriteOptions::default(),
+            )
+            .unwrap();
+        }
+        let name = |i: usize| ("ADDED".to_string(), format!("cm-{i:03}"));
+
+        // After a quiet period the first event goes out without waiting.
+        create(&store, 0);
+        let t0 = Instant::now();
+        assert_eq!(events(&next_chunk(&mut body).await.unwrap()), vec![name(0)]);
+        assert_eq!(Instant::now(), t0, "a lone event is not delayed");
+
+        // A burst right after it: one event a millisecond. They go out together once the
+        // window that started with the last chunk is over.
+        let writer = store.clone();
+        let burst = tokio::spawn(async move {
+            for i in 1..=3 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                create(&writer, i);
+            }
+        });
+        let chunk = events(&next_chunk(&mut body).await.unwrap());
+        assert_eq!(chunk, vec![name(1), name(2), name(3)]);
+        assert_eq!(Instant::now(), t0 + COALESCE_WINDOW);
+        burst.await.unwrap();
+
+        // Quiet again for longer than the window: the next event is sent at once.
+        tokio::time::sleep(COALESCE_WINDOW * 4).await;
+        create(&store, 4);
+        let t1 = Instant::now();
+        assert_eq!(events(&next_chunk(&mut body).await.unwrap()), vec![name(4)]);
+        assert_eq!(Instant::now(), t1);
+    }
+
     #[tokio::test]
     async fn shutdown_ends_an_idle_watch() {
         let store = Store::new();
@@ -361,6 +456,7 @@ mod tests {
             bookmarks: true,
             bookmark_interval: Duration::from_secs(600),
             format: WatchFormat::Object,
+            coalesce: COALESCE_WINDOW,
         };
         let token = CancellationToken::new();
         let mut body = watch_body(store.clone(), watch, cfg, token.clone());

@@ -636,3 +636,53 @@ fn invalid_builtins_are_rejected_naming_the_field() {
         .unwrap_err();
     assert_eq!(err.code, 400);
 }
+
+#[tokio::test]
+async fn list_and_watch_serve_the_current_json_of_each_object_serialized_once() {
+    let s = Store::new();
+    let w = WriteOptions::default();
+    s.create(&cms(), Some("default"), cm("a"), &w).unwrap();
+    let mut watch = s
+        .watch(
+            &cms(),
+            Some("default"),
+            &WatchOptions {
+                resource_version: Some(s.resource_version().to_string()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let as_value = |b: Bytes| serde_json::from_slice::<Value>(&b).unwrap();
+
+    let first = s
+        .list(&cms(), Some("default"), &ListOptions::default())
+        .unwrap();
+    assert_eq!(as_value(first.item_json(0).unwrap()), *first.items[0]);
+
+    // An update stores a new version: LIST and the watch event both carry it, not the old bytes.
+    s.patch(
+        &cms(),
+        Some("default"),
+        "a",
+        PatchType::Merge,
+        &json!({"data": {"k": "changed"}}),
+        None,
+        &w,
+    )
+    .unwrap();
+    let second = s
+        .list(&cms(), Some("default"), &ListOptions::default())
+        .unwrap();
+    let listed = second.item_json(0).unwrap();
+    assert_eq!(as_value(listed.clone())["data"]["k"], "changed");
+    assert_eq!(as_value(listed.clone()), *second.items[0]);
+    let ev = watch.next().await.unwrap().unwrap();
+    assert_eq!(ev.kind, EventKind::Modified);
+    let line = as_value(ev.encoded_line());
+    assert_eq!(line["type"], "MODIFIED");
+    assert_eq!(line["object"], *second.items[0]);
+    // One serialization of that version, shared by the LIST and the watch event.
+    assert_eq!(ev.event.object_json().as_ptr(), listed.as_ptr());
+    assert_eq!(first.item_json(0).unwrap(), first.item_json(0).unwrap());
+    assert_eq!(second.item_json(1), None);
+}
