@@ -642,6 +642,18 @@ impl Env {
     /// Apply examples/canary-istio and wait until `rollouts-demo` is Healthy
     /// and `workload-demo` has its 3 pods ready. Returns the VirtualService
     /// `vs-demo` as applied (the original ramp must restore).
+    /// Asserts that exactly one ReplicaSet selected by `selector` runs pods, with `replicas` of
+    /// them: the stable one (nothing was scaled up for a canary).
+    pub fn assert_only_one_replicaset_has_pods(&self, selector: &str, replicas: i64) {
+        let with_pods: Vec<Value> = self
+            .list("replicasets", Some(selector))
+            .into_iter()
+            .filter(|rs| rs["status"]["replicas"].as_i64().unwrap_or(0) > 0)
+            .collect();
+        assert_eq!(with_pods.len(), 1, "only the old ReplicaSet has pods");
+        assert_eq!(with_pods[0]["status"]["replicas"], replicas);
+    }
+
     pub fn start_canary_example(&self) -> Value {
         self.apply_dir("examples/canary-istio");
         let original = self.get("virtualservice", "vs-demo").expect("vs-demo");

@@ -225,13 +225,7 @@ fn a_rollout_naming_a_missing_service_says_so_and_changes_nothing() {
     assert_eq!(d["spec"]["paused"], true);
     std::thread::sleep(Duration::from_secs(3));
     reports_missing(&env, "Service service-demo");
-    let with_pods: Vec<Value> = env
-        .list("replicasets", Some("app=demo"))
-        .into_iter()
-        .filter(|rs| rs["status"]["replicas"].as_i64().unwrap_or(0) > 0)
-        .collect();
-    assert_eq!(with_pods.len(), 1, "only the old ReplicaSet has pods");
-    assert_eq!(with_pods[0]["status"]["replicas"], 3);
+    env.assert_only_one_replicaset_has_pods("app=demo", 3);
     no_canary_objects(&env);
     assert_eq!(
         essence(&env.get("virtualservice", "vs-demo").unwrap()),

@@ -115,13 +115,7 @@ fn version_of(env: &Env, kind: &str, name: &str) -> Value {
 fn no_canary_objects(env: &Env) {
     assert!(env.get("deployment", "workload-demo-canary").is_none());
     assert!(env.get("service", "service-demo-canary").is_none());
-    let with_pods: Vec<Value> = env
-        .list("replicasets", Some("app=demo"))
-        .into_iter()
-        .filter(|rs| rs["status"]["replicas"].as_i64().unwrap_or(0) > 0)
-        .collect();
-    assert_eq!(with_pods.len(), 1, "only the old ReplicaSet has pods");
-    assert_eq!(with_pods[0]["status"]["replicas"], 3);
+    env.assert_only_one_replicaset_has_pods("app=demo", 3);
 }
 
 #[test]

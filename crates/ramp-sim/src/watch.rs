@@ -314,6 +314,28 @@ mod tests {
             .collect()
     }
 
+    /// A watch on ConfigMaps in `default` from now on, and the stream config for it.
+    fn watch_from_now(
+        store: &Store,
+        timeout: Duration,
+    ) -> (Result<Watch, ApiError>, WatchStreamConfig) {
+        let gr = GroupResource::new("", "configmaps");
+        let opts = WatchOptions {
+            resource_version: Some(store.resource_version().to_string()),
+            ..Default::default()
+        };
+        let cfg = WatchStreamConfig {
+            rt: store.resource_type(&gr).unwrap(),
+            version: "v1".into(),
+            timeout,
+            bookmarks: false,
+            bookmark_interval: Duration::from_secs(60),
+            format: WatchFormat::Object,
+            coalesce: COALESCE_WINDOW,
+        };
+        (store.watch(&gr, Some("default"), &opts), cfg)
+    }
+
     async fn next_chunk(body: &mut axum::body::Body) -> Option<Bytes> {
         let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
             .await
@@ -325,11 +347,7 @@ mod tests {
     async fn a_watcher_that_is_behind_catches_up_in_batches_in_order() {
         let store = Store::new();
         let gr = GroupResource::new("", "configmaps");
-        let opts = WatchOptions {
-            resource_version: Some(store.resource_version().to_string()),
-            ..Default::default()
-        };
-        let watch = store.watch(&gr, Some("default"), &opts);
+        let (watch, cfg) = watch_from_now(&store, Duration::from_millis(300));
         // 300 events wait before the stream is first polled.
         for i in 0..300 {
             store
@@ -341,15 +359,6 @@ mod tests {
                 )
                 .unwrap();
         }
-        let cfg = WatchStreamConfig {
-            rt: store.resource_type(&gr).unwrap(),
-            version: "v1".into(),
-            timeout: Duration::from_millis(300),
-            bookmarks: false,
-            bookmark_interval: Duration::from_secs(60),
-            format: WatchFormat::Object,
-            coalesce: COALESCE_WINDOW,
-        };
         let mut body = watch_body(store.clone(), watch, cfg, CancellationToken::new());
 
         let first = events(&next_chunk(&mut body).await.unwrap());
@@ -388,21 +397,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_burst_is_sent_once_per_window_and_a_lone_event_at_once() {
         let store = Store::new();
-        let gr = GroupResource::new("", "configmaps");
-        let opts = WatchOptions {
-            resource_version: Some(store.resource_version().to_string()),
-            ..Default::default()
-        };
-        let watch = store.watch(&gr, Some("default"), &opts);
-        let cfg = WatchStreamConfig {
-            rt: store.resource_type(&gr).unwrap(),
-            version: "v1".into(),
-            timeout: Duration::from_secs(60),
-            bookmarks: false,
-            bookmark_interval: Duration::from_secs(60),
-            format: WatchFormat::Object,
-            coalesce: COALESCE_WINDOW,
-        };
+        let (watch, cfg) = watch_from_now(&store, Duration::from_secs(60));
         let mut body = watch_body(store.clone(), watch, cfg, CancellationToken::new());
         fn create(s: &Store, i: usize) {
             let gr = GroupResource::new("", "configmaps");
