@@ -639,9 +639,6 @@ impl Env {
         ])
     }
 
-    /// Apply examples/canary-istio and wait until `rollouts-demo` is Healthy
-    /// and `workload-demo` has its 3 pods ready. Returns the VirtualService
-    /// `vs-demo` as applied (the original ramp must restore).
     /// Asserts that exactly one ReplicaSet selected by `selector` runs pods, with `replicas` of
     /// them: the stable one (nothing was scaled up for a canary).
     pub fn assert_only_one_replicaset_has_pods(&self, selector: &str, replicas: i64) {
@@ -654,6 +651,9 @@ impl Env {
         assert_eq!(with_pods[0]["status"]["replicas"], replicas);
     }
 
+    /// Apply examples/canary-istio and wait until `rollouts-demo` is Healthy
+    /// and `workload-demo` has its 3 pods ready. Returns the VirtualService
+    /// `vs-demo` as applied (the original ramp must restore).
     pub fn start_canary_example(&self) -> Value {
         self.apply_dir("examples/canary-istio");
         let original = self.get("virtualservice", "vs-demo").expect("vs-demo");

@@ -241,3 +241,80 @@ fn abort_makes_a_running_watch_exit_non_zero() {
             && e.route_via(GW, "service-demo", &[], 200)["byPodTemplateHash"][&stable] == 200
     });
 }
+
+/// `kubectl __complete ramp WORDS…`: what a shell gets on TAB, through kubectl's own plugin
+/// completion (it runs `kubectl_complete-ramp` from PATH). Lines without the `:directive`.
+fn tab(env: &Env, words: &[&str]) -> Vec<String> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let out = Command::new("kubectl")
+        .arg("__complete")
+        .arg("ramp")
+        .args(words)
+        // kubectl drops its own flags before a plugin's name when completing: the plugin
+        // finds the cluster through the environment, as in a user's shell.
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("KUBECACHEDIR", env.path("kube-cache"))
+        .env("PATH", format!("{}:{path}", ramp_e2e::bin_dir().display()))
+        .output()
+        .expect("run kubectl __complete");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (lines, directive): (Vec<&str>, Vec<&str>) =
+        text.lines().partition(|l| !l.starts_with(':'));
+    assert_eq!(directive, vec![":4"], "{text}");
+    lines.into_iter().map(str::to_string).collect()
+}
+
+#[test]
+fn tab_completes_subcommands_rollouts_namespaces_and_flags_through_kubectl() {
+    let env = Env::start("plugin-tab");
+    env.start_canary_example();
+    let first = |l: &Vec<String>| -> Vec<String> {
+        l.iter()
+            .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+            .collect()
+    };
+
+    let subcommands = tab(&env, &["a"]);
+    assert_eq!(
+        first(&subcommands),
+        vec!["approve", "abort"],
+        "{subcommands:?}"
+    );
+    assert!(
+        subcommands[0].contains("\tApprove the paused step"),
+        "{subcommands:?}"
+    );
+
+    // Rollouts of the namespace given with -n, with where each one is.
+    let rollouts = tab(&env, &["-n", &env.ns, "approve", ""]);
+    assert_eq!(rollouts, vec![format!("{RO}\tHealthy")]);
+    assert_eq!(
+        tab(&env, &["status", "-n", &env.ns, "ro/roll"]),
+        vec![format!("ro/{RO}\tHealthy")]
+    );
+    // The kubeconfig's namespace (default) has none.
+    assert!(tab(&env, &["approve", ""]).is_empty());
+
+    let namespaces = first(&tab(&env, &["approve", "-n", ""]));
+    assert!(namespaces.contains(&env.ns), "{namespaces:?}");
+    assert!(
+        namespaces.contains(&"default".to_string()),
+        "{namespaces:?}"
+    );
+
+    assert_eq!(first(&tab(&env, &["promote", RO, "--f"])), vec!["--full"]);
+    assert_eq!(
+        first(&tab(&env, &["status", RO, "-o", ""])),
+        vec!["yaml", "json"]
+    );
+
+    // Once in progress, the rollout's step shows next to its name.
+    env.kubectl(&["set", "env", "deployment/workload-demo", "version=canary"])
+        .ok();
+    env.wait_step(RO, 1, "StepPaused");
+    assert_eq!(
+        tab(&env, &["-n", &env.ns, "approve", "r"]),
+        vec![format!("{RO}\tstep 1/3 StepPaused")]
+    );
+}

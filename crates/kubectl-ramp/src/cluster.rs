@@ -79,7 +79,7 @@ fn is_test_failure(e: &kube::Error) -> bool {
 
 /// Reads the kubeconfig as kubectl would: `--kubeconfig`, else `$KUBECONFIG`
 /// (a list of files, merged), else `~/.kube/config`.
-fn read_kubeconfig(path: Option<&Path>) -> Result<Option<Kubeconfig>> {
+pub fn read_kubeconfig(path: Option<&Path>) -> Result<Option<Kubeconfig>> {
     match path {
         Some(p) => Kubeconfig::read_from(p).map(Some).map_err(|e| {
             Error::Connection(format!("cannot read kubeconfig '{}': {e}", p.display()))

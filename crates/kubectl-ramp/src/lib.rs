@@ -9,6 +9,7 @@
 pub mod actions;
 pub mod cli;
 pub mod cluster;
+pub mod complete;
 pub mod convert;
 pub mod error;
 pub mod model;

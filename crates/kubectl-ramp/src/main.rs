@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use kubectl_ramp::cli::Cli;
 
 fn main() -> ExitCode {
+    // `kubectl-ramp __complete WORDS…`: shell completion (see `kubectl_complete-ramp`).
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("__complete") {
+        return kubectl_ramp::complete::main(&args[1..]);
+    }
     let cli = match Cli::parse_args(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
