@@ -1415,68 +1415,7 @@ impl Store {
             }
             c
         };
-        let bad = |e: patch::PatchError| {
-            let code = e.code();
-            let reason = e.reason();
-            if code == 400 {
-                return ApiError::new(code, reason, e.to_string())
-                    .with_details(&rt.group, &rt.kind, name);
-            }
-            let field = match &e {
-                patch::PatchError::TestFailed { path, .. }
-                | patch::PatchError::OperationFailed { path, .. } => {
-                    path.trim_start_matches('/').replace('/', ".")
-                }
-                _ => String::new(),
-            };
-            let mut err = ApiError::invalid(
-                &rt.group,
-                &rt.kind,
-                name,
-                vec![Cause::new("FieldValueInvalid", field, e.to_string())],
-            );
-            err.code = code;
-            err.reason = reason;
-            err
-        };
-        match patch_type {
-            PatchType::Merge => {
-                if !patch.is_object() {
-                    return Err(ApiError::bad_request("a merge patch must be a JSON object"));
-                }
-                patch::merge_patch(&mut target, patch);
-            }
-            PatchType::Json => {
-                if !patch.is_array() {
-                    return Err(ApiError::bad_request(
-                        "a JSON patch must be a JSON array of operations",
-                    ));
-                }
-                patch::json_patch(&mut target, patch).map_err(bad)?;
-            }
-            PatchType::Strategic => {
-                if rt.is_custom() {
-                    return Err(ApiError::unsupported_media_type(
-                        "strategic merge patch is not supported for custom resources; use a merge patch",
-                    ));
-                }
-                if !patch.is_object() {
-                    return Err(ApiError::bad_request(
-                        "a strategic merge patch must be a JSON object",
-                    ));
-                }
-                let kind = if subresource == Some(Subresource::Scale) {
-                    "Scale"
-                } else {
-                    rt.kind.as_str()
-                };
-                patch::strategic_merge_patch(&mut target, patch, kind).map_err(bad)?;
-            }
-            PatchType::Apply => {
-                target = patch::apply_patch(Some(&target), patch, &rt.kind, !rt.is_custom())
-                    .map_err(bad)?;
-            }
-        }
+        apply_patch_document(&rt, name, &mut target, patch_type, patch, subresource)?;
         if subresource == Some(Subresource::Scale) {
             // update_locked converts the Scale back.
         } else if target
@@ -2238,6 +2177,81 @@ fn finalizers(obj: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Applies a patch document of `patch_type` to `target` (an object of type `rt`, or its `Scale`
+/// when `subresource` is `scale`). Errors name the object and, for failed operations, the field.
+fn apply_patch_document(
+    rt: &ResourceType,
+    name: &str,
+    target: &mut Value,
+    patch_type: PatchType,
+    patch: &Value,
+    subresource: Option<Subresource>,
+) -> ApiResult<()> {
+    let bad = |e: patch::PatchError| {
+        let code = e.code();
+        let reason = e.reason();
+        if code == 400 {
+            return ApiError::new(code, reason, e.to_string())
+                .with_details(&rt.group, &rt.kind, name);
+        }
+        let field = match &e {
+            patch::PatchError::TestFailed { path, .. }
+            | patch::PatchError::OperationFailed { path, .. } => {
+                path.trim_start_matches('/').replace('/', ".")
+            }
+            _ => String::new(),
+        };
+        let mut err = ApiError::invalid(
+            &rt.group,
+            &rt.kind,
+            name,
+            vec![Cause::new("FieldValueInvalid", field, e.to_string())],
+        );
+        err.code = code;
+        err.reason = reason;
+        err
+    };
+    match patch_type {
+        PatchType::Merge => {
+            if !patch.is_object() {
+                return Err(ApiError::bad_request("a merge patch must be a JSON object"));
+            }
+            patch::merge_patch(target, patch);
+        }
+        PatchType::Json => {
+            if !patch.is_array() {
+                return Err(ApiError::bad_request(
+                    "a JSON patch must be a JSON array of operations",
+                ));
+            }
+            patch::json_patch(target, patch).map_err(bad)?;
+        }
+        PatchType::Strategic => {
+            if rt.is_custom() {
+                return Err(ApiError::unsupported_media_type(
+                    "strategic merge patch is not supported for custom resources; use a merge patch",
+                ));
+            }
+            if !patch.is_object() {
+                return Err(ApiError::bad_request(
+                    "a strategic merge patch must be a JSON object",
+                ));
+            }
+            let kind = if subresource == Some(Subresource::Scale) {
+                "Scale"
+            } else {
+                rt.kind.as_str()
+            };
+            patch::strategic_merge_patch(target, patch, kind).map_err(bad)?;
+        }
+        PatchType::Apply => {
+            *target = patch::apply_patch(Some(&*target), patch, &rt.kind, !rt.is_custom())
+                .map_err(bad)?;
+        }
+    }
+    Ok(())
 }
 
 fn check_kind(rt: &ResourceType, obj: &Value) -> ApiResult<()> {
