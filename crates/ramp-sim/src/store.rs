@@ -359,7 +359,12 @@ pub struct Watch {
     filter: Filter,
     initial_end: Option<u64>,
     last_rv: u64,
+    /// Converts each delivered event (a watch on a view: `events.k8s.io` Events).
+    convert: Option<ConvertEvent>,
 }
+
+/// Turns a stored watch event into the one a view's watcher gets.
+type ConvertEvent = fn(&Arc<WatchEvent>) -> Arc<WatchEvent>;
 
 impl std::fmt::Debug for Watch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -409,7 +414,11 @@ impl Watch {
                     }
                     self.last_rv = ev.resource_version;
                     if let Some(kind) = self.filter.deliver_kind(&ev) {
-                        return Some(Ok(WatchItem::Event(Delivered { kind, event: ev })));
+                        let event = match self.convert {
+                            Some(f) => f(&ev),
+                            None => ev,
+                        };
+                        return Some(Ok(WatchItem::Event(Delivered { kind, event })));
                     }
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
@@ -441,7 +450,11 @@ impl Watch {
                     }
                     self.last_rv = ev.resource_version;
                     if let Some(kind) = self.filter.deliver_kind(&ev) {
-                        return Some(Ok(WatchItem::Event(Delivered { kind, event: ev })));
+                        let event = match self.convert {
+                            Some(f) => f(&ev),
+                            None => ev,
+                        };
+                        return Some(Ok(WatchItem::Event(Delivered { kind, event })));
                     }
                 }
                 Err(
@@ -722,9 +735,12 @@ impl Store {
     fn register_locked(&self, st: &mut State, rt: ResourceType) {
         let gr = rt.group_resource();
         let rv = st.rv;
-        st.tables
-            .entry(gr.clone())
-            .or_insert_with(|| Table::new(self.inner.config.watch_channel, rv));
+        // A view keeps its objects in another table.
+        if !events_view::is_view(&gr) {
+            st.tables
+                .entry(gr.clone())
+                .or_insert_with(|| Table::new(self.inner.config.watch_channel, rv));
+        }
         st.types.insert(gr, Arc::new(rt));
         st.types_generation += 1;
         self.inner.types_changed.send_replace(st.types_generation);
@@ -822,6 +838,9 @@ impl Store {
         namespace: Option<&str>,
         name: &str,
     ) -> ApiResult<Arc<Value>> {
+        if events_view::is_view(gr) {
+            return self.view_get(namespace, name);
+        }
         let st = self.read();
         let rt = Self::stored_type(&st, gr)?;
         let ns = Self::scope_check(&rt, namespace)?;
@@ -839,6 +858,9 @@ impl Store {
         namespace: Option<&str>,
         opts: &ListOptions,
     ) -> ApiResult<ObjectList> {
+        if events_view::is_view(gr) {
+            return self.view_list(namespace, opts);
+        }
         let filter = Filter::new(
             None,
             opts.label_selector.as_deref(),
@@ -914,6 +936,9 @@ impl Store {
         namespace: Option<&str>,
         opts: &WatchOptions,
     ) -> ApiResult<Watch> {
+        if events_view::is_view(gr) {
+            return self.view_watch(namespace, opts);
+        }
         let ns = namespace.filter(|n| !n.is_empty());
         let filter = Filter::new(
             ns,
@@ -982,6 +1007,7 @@ impl Store {
             filter,
             initial_end,
             last_rv: from.unwrap_or(st.rv),
+            convert: None,
         })
     }
 
@@ -1005,6 +1031,9 @@ impl Store {
         obj: Value,
         opts: &WriteOptions,
     ) -> ApiResult<Written> {
+        if events_view::is_view(gr) {
+            return self.view_create(namespace, obj, opts);
+        }
         let mut st = self.write();
         self.create_locked(&mut st, gr, namespace, obj, opts)
     }
@@ -1169,6 +1198,9 @@ impl Store {
         subresource: Option<Subresource>,
         opts: &WriteOptions,
     ) -> ApiResult<Written> {
+        if events_view::is_view(gr) {
+            return self.view_update(namespace, name, obj, subresource, opts);
+        }
         let mut st = self.write();
         self.update_locked(&mut st, gr, namespace, name, obj, subresource, opts)
     }
@@ -1368,6 +1400,9 @@ impl Store {
         subresource: Option<Subresource>,
         opts: &WriteOptions,
     ) -> ApiResult<Written> {
+        if events_view::is_view(gr) {
+            return self.view_patch(namespace, name, patch_type, patch, subresource, opts);
+        }
         let mut st = self.write();
         let rt = Self::stored_type(&st, gr)?;
         let ns = Self::scope_check(&rt, namespace)?;
@@ -1453,6 +1488,9 @@ impl Store {
         name: &str,
         opts: &DeleteOptions,
     ) -> ApiResult<Deleted> {
+        if events_view::is_view(gr) {
+            return self.view_delete(namespace, name, opts);
+        }
         let mut st = self.write();
         self.delete_locked(&mut st, gr, namespace, name, opts)
     }
@@ -1579,6 +1617,9 @@ impl Store {
         list: &ListOptions,
         opts: &DeleteOptions,
     ) -> ApiResult<Vec<Arc<Value>>> {
+        if events_view::is_view(gr) {
+            return self.view_delete_collection(namespace, list, opts);
+        }
         let items = self
             .list(
                 gr,
@@ -2665,6 +2706,8 @@ fn scale_to_object(rt: &ResourceType, current: &Value, scale: &Value) -> ApiResu
     set_meta(&mut obj, "resourceVersion", json!(rv));
     Ok(obj)
 }
+
+mod events_view;
 
 #[cfg(test)]
 mod tests;
