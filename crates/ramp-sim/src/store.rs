@@ -10,6 +10,8 @@
 //! - Every write appends a [`WatchEvent`] to a bounded per-resource history and broadcasts it.
 //!   [`Store::watch`] resumes from any `resourceVersion` still in that history and fails with
 //!   `410 Expired` when it is older.
+//! - `events.k8s.io/v1` Events have no table of their own: they are a converted view of the
+//!   core `v1` Events (see `events_view`), as on a real apiserver.
 //! - Writes are serialised by one lock, so the sequence of resource versions is the sequence of
 //!   events. Garbage collection, finalization and CRD (un)registration run synchronously inside
 //!   the write that triggers them.
