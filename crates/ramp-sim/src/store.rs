@@ -10,6 +10,8 @@
 //! - Every write appends a [`WatchEvent`] to a bounded per-resource history and broadcasts it.
 //!   [`Store::watch`] resumes from any `resourceVersion` still in that history and fails with
 //!   `410 Expired` when it is older.
+//! - `events.k8s.io/v1` Events have no table of their own: they are a converted view of the
+//!   core `v1` Events (see `events_view`), as on a real apiserver.
 //! - Writes are serialised by one lock, so the sequence of resource versions is the sequence of
 //!   events. Garbage collection, finalization and CRD (un)registration run synchronously inside
 //!   the write that triggers them.
@@ -359,7 +361,12 @@ pub struct Watch {
     filter: Filter,
     initial_end: Option<u64>,
     last_rv: u64,
+    /// Converts each delivered event (a watch on a view: `events.k8s.io` Events).
+    convert: Option<ConvertEvent>,
 }
+
+/// Turns a stored watch event into the one a view's watcher gets.
+type ConvertEvent = fn(&Arc<WatchEvent>) -> Arc<WatchEvent>;
 
 impl std::fmt::Debug for Watch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -409,7 +416,11 @@ impl Watch {
                     }
                     self.last_rv = ev.resource_version;
                     if let Some(kind) = self.filter.deliver_kind(&ev) {
-                        return Some(Ok(WatchItem::Event(Delivered { kind, event: ev })));
+                        let event = match self.convert {
+                            Some(f) => f(&ev),
+                            None => ev,
+                        };
+                        return Some(Ok(WatchItem::Event(Delivered { kind, event })));
                     }
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
@@ -441,7 +452,11 @@ impl Watch {
                     }
                     self.last_rv = ev.resource_version;
                     if let Some(kind) = self.filter.deliver_kind(&ev) {
-                        return Some(Ok(WatchItem::Event(Delivered { kind, event: ev })));
+                        let event = match self.convert {
+                            Some(f) => f(&ev),
+                            None => ev,
+                        };
+                        return Some(Ok(WatchItem::Event(Delivered { kind, event })));
                     }
                 }
                 Err(
@@ -722,9 +737,12 @@ impl Store {
     fn register_locked(&self, st: &mut State, rt: ResourceType) {
         let gr = rt.group_resource();
         let rv = st.rv;
-        st.tables
-            .entry(gr.clone())
-            .or_insert_with(|| Table::new(self.inner.config.watch_channel, rv));
+        // A view keeps its objects in another table.
+        if !events_view::is_view(&gr) {
+            st.tables
+                .entry(gr.clone())
+                .or_insert_with(|| Table::new(self.inner.config.watch_channel, rv));
+        }
         st.types.insert(gr, Arc::new(rt));
         st.types_generation += 1;
         self.inner.types_changed.send_replace(st.types_generation);
@@ -822,6 +840,9 @@ impl Store {
         namespace: Option<&str>,
         name: &str,
     ) -> ApiResult<Arc<Value>> {
+        if events_view::is_view(gr) {
+            return self.view_get(namespace, name);
+        }
         let st = self.read();
         let rt = Self::stored_type(&st, gr)?;
         let ns = Self::scope_check(&rt, namespace)?;
@@ -839,6 +860,9 @@ impl Store {
         namespace: Option<&str>,
         opts: &ListOptions,
     ) -> ApiResult<ObjectList> {
+        if events_view::is_view(gr) {
+            return self.view_list(namespace, opts);
+        }
         let filter = Filter::new(
             None,
             opts.label_selector.as_deref(),
@@ -914,6 +938,9 @@ impl Store {
         namespace: Option<&str>,
         opts: &WatchOptions,
     ) -> ApiResult<Watch> {
+        if events_view::is_view(gr) {
+            return self.view_watch(namespace, opts);
+        }
         let ns = namespace.filter(|n| !n.is_empty());
         let filter = Filter::new(
             ns,
@@ -982,6 +1009,7 @@ impl Store {
             filter,
             initial_end,
             last_rv: from.unwrap_or(st.rv),
+            convert: None,
         })
     }
 
@@ -1005,6 +1033,9 @@ impl Store {
         obj: Value,
         opts: &WriteOptions,
     ) -> ApiResult<Written> {
+        if events_view::is_view(gr) {
+            return self.view_create(namespace, obj, opts);
+        }
         let mut st = self.write();
         self.create_locked(&mut st, gr, namespace, obj, opts)
     }
@@ -1169,6 +1200,9 @@ impl Store {
         subresource: Option<Subresource>,
         opts: &WriteOptions,
     ) -> ApiResult<Written> {
+        if events_view::is_view(gr) {
+            return self.view_update(namespace, name, obj, subresource, opts);
+        }
         let mut st = self.write();
         self.update_locked(&mut st, gr, namespace, name, obj, subresource, opts)
     }
@@ -1368,6 +1402,9 @@ impl Store {
         subresource: Option<Subresource>,
         opts: &WriteOptions,
     ) -> ApiResult<Written> {
+        if events_view::is_view(gr) {
+            return self.view_patch(namespace, name, patch_type, patch, subresource, opts);
+        }
         let mut st = self.write();
         let rt = Self::stored_type(&st, gr)?;
         let ns = Self::scope_check(&rt, namespace)?;
@@ -1415,68 +1452,7 @@ impl Store {
             }
             c
         };
-        let bad = |e: patch::PatchError| {
-            let code = e.code();
-            let reason = e.reason();
-            if code == 400 {
-                return ApiError::new(code, reason, e.to_string())
-                    .with_details(&rt.group, &rt.kind, name);
-            }
-            let field = match &e {
-                patch::PatchError::TestFailed { path, .. }
-                | patch::PatchError::OperationFailed { path, .. } => {
-                    path.trim_start_matches('/').replace('/', ".")
-                }
-                _ => String::new(),
-            };
-            let mut err = ApiError::invalid(
-                &rt.group,
-                &rt.kind,
-                name,
-                vec![Cause::new("FieldValueInvalid", field, e.to_string())],
-            );
-            err.code = code;
-            err.reason = reason;
-            err
-        };
-        match patch_type {
-            PatchType::Merge => {
-                if !patch.is_object() {
-                    return Err(ApiError::bad_request("a merge patch must be a JSON object"));
-                }
-                patch::merge_patch(&mut target, patch);
-            }
-            PatchType::Json => {
-                if !patch.is_array() {
-                    return Err(ApiError::bad_request(
-                        "a JSON patch must be a JSON array of operations",
-                    ));
-                }
-                patch::json_patch(&mut target, patch).map_err(bad)?;
-            }
-            PatchType::Strategic => {
-                if rt.is_custom() {
-                    return Err(ApiError::unsupported_media_type(
-                        "strategic merge patch is not supported for custom resources; use a merge patch",
-                    ));
-                }
-                if !patch.is_object() {
-                    return Err(ApiError::bad_request(
-                        "a strategic merge patch must be a JSON object",
-                    ));
-                }
-                let kind = if subresource == Some(Subresource::Scale) {
-                    "Scale"
-                } else {
-                    rt.kind.as_str()
-                };
-                patch::strategic_merge_patch(&mut target, patch, kind).map_err(bad)?;
-            }
-            PatchType::Apply => {
-                target = patch::apply_patch(Some(&target), patch, &rt.kind, !rt.is_custom())
-                    .map_err(bad)?;
-            }
-        }
+        apply_patch_document(&rt, name, &mut target, patch_type, patch, subresource)?;
         if subresource == Some(Subresource::Scale) {
             // update_locked converts the Scale back.
         } else if target
@@ -1514,6 +1490,9 @@ impl Store {
         name: &str,
         opts: &DeleteOptions,
     ) -> ApiResult<Deleted> {
+        if events_view::is_view(gr) {
+            return self.view_delete(namespace, name, opts);
+        }
         let mut st = self.write();
         self.delete_locked(&mut st, gr, namespace, name, opts)
     }
@@ -1640,6 +1619,9 @@ impl Store {
         list: &ListOptions,
         opts: &DeleteOptions,
     ) -> ApiResult<Vec<Arc<Value>>> {
+        if events_view::is_view(gr) {
+            return self.view_delete_collection(namespace, list, opts);
+        }
         let items = self
             .list(
                 gr,
@@ -2240,6 +2222,81 @@ fn finalizers(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Applies a patch document of `patch_type` to `target` (an object of type `rt`, or its `Scale`
+/// when `subresource` is `scale`). Errors name the object and, for failed operations, the field.
+fn apply_patch_document(
+    rt: &ResourceType,
+    name: &str,
+    target: &mut Value,
+    patch_type: PatchType,
+    patch: &Value,
+    subresource: Option<Subresource>,
+) -> ApiResult<()> {
+    let bad = |e: patch::PatchError| {
+        let code = e.code();
+        let reason = e.reason();
+        if code == 400 {
+            return ApiError::new(code, reason, e.to_string())
+                .with_details(&rt.group, &rt.kind, name);
+        }
+        let field = match &e {
+            patch::PatchError::TestFailed { path, .. }
+            | patch::PatchError::OperationFailed { path, .. } => {
+                path.trim_start_matches('/').replace('/', ".")
+            }
+            _ => String::new(),
+        };
+        let mut err = ApiError::invalid(
+            &rt.group,
+            &rt.kind,
+            name,
+            vec![Cause::new("FieldValueInvalid", field, e.to_string())],
+        );
+        err.code = code;
+        err.reason = reason;
+        err
+    };
+    match patch_type {
+        PatchType::Merge => {
+            if !patch.is_object() {
+                return Err(ApiError::bad_request("a merge patch must be a JSON object"));
+            }
+            patch::merge_patch(target, patch);
+        }
+        PatchType::Json => {
+            if !patch.is_array() {
+                return Err(ApiError::bad_request(
+                    "a JSON patch must be a JSON array of operations",
+                ));
+            }
+            patch::json_patch(target, patch).map_err(bad)?;
+        }
+        PatchType::Strategic => {
+            if rt.is_custom() {
+                return Err(ApiError::unsupported_media_type(
+                    "strategic merge patch is not supported for custom resources; use a merge patch",
+                ));
+            }
+            if !patch.is_object() {
+                return Err(ApiError::bad_request(
+                    "a strategic merge patch must be a JSON object",
+                ));
+            }
+            let kind = if subresource == Some(Subresource::Scale) {
+                "Scale"
+            } else {
+                rt.kind.as_str()
+            };
+            patch::strategic_merge_patch(target, patch, kind).map_err(bad)?;
+        }
+        PatchType::Apply => {
+            *target = patch::apply_patch(Some(&*target), patch, &rt.kind, !rt.is_custom())
+                .map_err(bad)?;
+        }
+    }
+    Ok(())
+}
+
 fn check_kind(rt: &ResourceType, obj: &Value) -> ApiResult<()> {
     if !obj.is_object() {
         return Err(ApiError::bad_request(
@@ -2651,6 +2708,8 @@ fn scale_to_object(rt: &ResourceType, current: &Value, scale: &Value) -> ApiResu
     set_meta(&mut obj, "resourceVersion", json!(rv));
     Ok(obj)
 }
+
+mod events_view;
 
 #[cfg(test)]
 mod tests;

@@ -428,10 +428,15 @@ fn builtin_cells(rt: &ResourceType, obj: &Value) -> Vec<Value> {
             vec![json!(s(obj, "/metadata/creationTimestamp"))]
         }
         ("", "Event") | ("events.k8s.io", "Event") => {
+            // As kube-apiserver's printer: a series' last observation, else the last
+            // timestamp, else the first one (both APIs' field names).
             let last = [
-                "/lastTimestamp",
-                "/eventTime",
                 "/series/lastObservedTime",
+                "/lastTimestamp",
+                "/deprecatedLastTimestamp",
+                "/firstTimestamp",
+                "/deprecatedFirstTimestamp",
+                "/eventTime",
                 "/metadata/creationTimestamp",
             ]
             .iter()
@@ -615,6 +620,55 @@ pub fn table(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_last_seen_is_the_last_observation_of_a_series() {
+        let ago = |secs: i64| {
+            (chrono::Utc::now() - chrono::Duration::seconds(secs))
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        };
+        let types = crate::resources::builtin_types();
+        for (group, recorded) in [
+            // kube-runtime's Recorder: eventTime, then a series on repeats.
+            (
+                "events.k8s.io",
+                json!({"eventTime": ago(3600), "note": "n",
+                "regarding": {"kind": "Pod", "name": "p"}}),
+            ),
+            (
+                "",
+                json!({"eventTime": ago(3600), "message": "n",
+                "involvedObject": {"kind": "Pod", "name": "p"}}),
+            ),
+        ] {
+            let rt = types
+                .iter()
+                .find(|t| t.group == group && t.resource == "events")
+                .unwrap();
+            let cells = |o: &Value| row(rt, "v1", o, IncludeObject::None)["cells"].clone();
+            assert_eq!(cells(&recorded)[1], "60m", "{group}");
+            assert_eq!(cells(&recorded)[4], "pod/p", "{group}");
+            assert_eq!(cells(&recorded)[5], "n", "{group}");
+            let mut repeated = recorded.clone();
+            repeated["series"] = json!({"count": 2, "lastObservedTime": ago(120)});
+            assert_eq!(cells(&repeated)[1], "2m", "{group}");
+        }
+        // Legacy core Events: lastTimestamp, else firstTimestamp.
+        let rt = types
+            .iter()
+            .find(|t| t.group.is_empty() && t.resource == "events")
+            .unwrap();
+        let legacy = json!({"firstTimestamp": ago(600), "lastTimestamp": ago(60)});
+        assert_eq!(
+            row(rt, "v1", &legacy, IncludeObject::None)["cells"][1],
+            "60s"
+        );
+        let legacy = json!({"firstTimestamp": ago(600)});
+        assert_eq!(
+            row(rt, "v1", &legacy, IncludeObject::None)["cells"][1],
+            "10m"
+        );
+    }
 
     #[test]
     fn json_path_subset() {
