@@ -581,37 +581,25 @@ impl Kubectl {
 }
 
 impl Env {
-    /// Every Event in the namespace, from both Event APIs (the operator
-    /// records through `events.k8s.io/v1`, kubectl-ramp through `v1`; the
-    /// embedded cluster keeps the two apart), normalised to
+    /// Every Event in the namespace (the operator records through `events.k8s.io/v1`,
+    /// kubectl-ramp through `v1`; both are one storage, read here through `v1`), normalised to
     /// `{"type", "reason", "message", "object": "Kind/name"}`.
     pub fn events(&self) -> Vec<Value> {
-        let mut out = Vec::new();
-        for e in self.list("events", None) {
-            out.push(serde_json::json!({
-                "type": e["type"],
-                "reason": e["reason"],
-                "message": e["message"],
-                "object": format!(
-                    "{}/{}",
-                    e["involvedObject"]["kind"].as_str().unwrap_or_default(),
-                    e["involvedObject"]["name"].as_str().unwrap_or_default()
-                ),
-            }));
-        }
-        for e in self.list("events.events.k8s.io", None) {
-            out.push(serde_json::json!({
-                "type": e["type"],
-                "reason": e["reason"],
-                "message": e["note"],
-                "object": format!(
-                    "{}/{}",
-                    e["regarding"]["kind"].as_str().unwrap_or_default(),
-                    e["regarding"]["name"].as_str().unwrap_or_default()
-                ),
-            }));
-        }
-        out
+        self.list("events", None)
+            .into_iter()
+            .map(|e| {
+                serde_json::json!({
+                    "type": e["type"],
+                    "reason": e["reason"],
+                    "message": e["message"],
+                    "object": format!(
+                        "{}/{}",
+                        e["involvedObject"]["kind"].as_str().unwrap_or_default(),
+                        e["involvedObject"]["name"].as_str().unwrap_or_default()
+                    ),
+                })
+            })
+            .collect()
     }
 }
 

@@ -190,6 +190,16 @@ fn the_walk_through_with_kubectl_ramp_and_watches_that_exit_0() {
         approvals.iter().all(|m| m.contains("approved by")),
         "{approvals:?}"
     );
+    // `kubectl describe` shows the operator's Events (written through events.k8s.io/v1)
+    // next to the plugin's (written through v1).
+    let described = env.kubectl(&["describe", "rollout", RO]).ok();
+    let events = described
+        .split_once("Events:")
+        .map(|(_, e)| e)
+        .unwrap_or_default();
+    for reason in ["RolloutStarted", "StepPaused", "Approved", "Succeeded"] {
+        assert!(events.contains(reason), "{reason} in:\n{described}");
+    }
 }
 
 #[test]
