@@ -16,6 +16,7 @@ pub mod controllers;
 pub mod discovery;
 pub mod errors;
 pub mod faults;
+pub mod list_body;
 pub mod mesh;
 pub mod openapi;
 pub mod patch;

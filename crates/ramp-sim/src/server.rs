@@ -32,6 +32,7 @@ use crate::admission::{ServiceMap, UserInfo, WebhookGate, WriteTarget};
 use crate::discovery;
 use crate::errors::{ApiError, ApiResult};
 use crate::faults::{self, Faults, RequestInfo, Stats};
+use crate::list_body::ListBody;
 use crate::openapi;
 use crate::proto;
 use crate::resources::{GroupResource, ResourceType};
@@ -927,8 +928,8 @@ async fn resource_request(
                     ))
                 }
                 Output::Object => {
-                    // Each object's JSON is cached in the store: a LIST copies bytes into one
-                    // buffer sized up front instead of serializing every object again.
+                    // Each object's JSON is cached in the store: a LIST sends those bytes in
+                    // chunks (see `ListBody`) instead of serializing every object again.
                     let items: Vec<Bytes> = list
                         .items
                         .iter()
@@ -942,16 +943,14 @@ async fn resource_request(
                             }
                         })
                         .collect();
-                    let mut buf = list_prefix(&rt.list_kind, &api_version, &meta);
-                    buf.reserve(items.iter().map(|b| b.len() + 1).sum::<usize>() + 2);
-                    for (i, json) in items.iter().enumerate() {
-                        if i > 0 {
-                            buf.push(b',');
-                        }
-                        buf.extend_from_slice(json);
-                    }
-                    buf.extend_from_slice(b"]}");
-                    Ok(json_response(StatusCode::OK, buf))
+                    let prefix = list_prefix(&rt.list_kind, &api_version, &meta);
+                    let body = ListBody::new(prefix.into(), items, Bytes::from_static(b"]}"));
+                    let mut r = Response::new(Body::new(body));
+                    r.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    Ok(r)
                 }
             }
         }
