@@ -1355,9 +1355,6 @@ async fn helm_installs_upgrades_and_uninstalls_the_chart_in_the_embedded_cluster
         vec![exp.lease()]
     )));
     assert!(role.contains_key(&("".into(), "secrets".into(), vec![cert_secret.to_string()])));
-    // ramp-sim's apply replaces the `webhooks` list whole; a real API server merges it by `name`
-    // (patchMergeKey), so there an upgrade keeps the caBundle the operator wrote. Not checked
-    // here for that reason.
 
     // Upgrade: three replicas and debug logs change the Deployment; the rest stays.
     let up = Expect {
@@ -1370,6 +1367,14 @@ async fn helm_installs_upgrades_and_uninstalls_the_chart_in_the_embedded_cluster
     assert_eq!(report["release"]["revision"], 2);
     assert_eq!(report["release"]["status"], "deployed");
     check_objects(&live_objects(&client, &up).await, &up, &flags, false);
+    // Helm re-applies the webhook configurations without a caBundle; `webhooks` merge by name,
+    // so the CA the operator injected stays and admission keeps working through the upgrade.
+    for cfg in [
+        get_value(&mutating, f).await.unwrap(),
+        get_value(&validating, f).await.unwrap(),
+    ] {
+        assert_eq!(ca_bundle(&cfg).as_deref(), Some(injected.as_str()), "{cfg}");
+    }
     assert_eq!(
         release_records(&client, "ramp").await,
         vec![
