@@ -62,6 +62,10 @@ fn mirror_scenario(scenario: &str, dir: &str, kind: &str) {
             && status.contains("no traffic + a copy of 100% of requests (mirrored)"),
         "kubectl ramp status shows the mirror step: {status}"
     );
+    assert!(
+        status.contains("mirror → httpbin-canary 100%"),
+        "the {kind} under Resources shows where copies go: {status}"
+    );
 
     // Step 2: 20% real traffic, no more mirroring.
     env.approve(RO, 1);

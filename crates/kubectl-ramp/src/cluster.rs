@@ -347,7 +347,7 @@ impl Cluster {
                     rel.services.push(s);
                 }
             }
-            for n in &r.custom_network_refs {
+            for n in &r.routing_refs() {
                 if let Some(v) = self.routing_object(n).await? {
                     rel.routing.push(v);
                 }

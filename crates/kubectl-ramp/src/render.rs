@@ -387,7 +387,187 @@ fn describe_http_route(i: usize, r: &Value) -> String {
     } else {
         format!("{} ", matches.join(" or "))
     };
-    format!("{label}  {m}→ {}", dests.join(", "))
+    let mut line = format!("{label}  {m}→ {}", dests.join(", "));
+    if let Some(mirror) = r.get("mirror") {
+        let host = mirror.get("host").and_then(Value::as_str).unwrap_or("?");
+        let subset = mirror
+            .get("subset")
+            .and_then(Value::as_str)
+            .map(|s| format!(" (subset {s})"))
+            .unwrap_or_default();
+        let percent = r
+            .pointer("/mirrorPercentage/value")
+            .and_then(Value::as_f64)
+            .unwrap_or(100.0);
+        line.push_str(&format!("; mirror → {host}{subset} {percent}%"));
+    }
+    line
+}
+
+/// The summary column and the child lines of a routing object in the `status` tree.
+fn describe_routing_object(kind: &str, v: &Value) -> (String, Vec<String>) {
+    let strs = |ptr: &str| -> Vec<String> {
+        v.pointer(ptr)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let items = |ptr: &str| {
+        v.pointer(ptr)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    match kind {
+        "DestinationRule" => {
+            let host = v
+                .pointer("/spec/host")
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            let lines = items("/spec/subsets")
+                .iter()
+                .map(|s| {
+                    let labels = s
+                        .get("labels")
+                        .and_then(Value::as_object)
+                        .map(|m| {
+                            m.iter()
+                                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        })
+                        .unwrap_or_default();
+                    format!(
+                        "subset {}  {labels}",
+                        s.get("name").and_then(Value::as_str).unwrap_or("?")
+                    )
+                })
+                .collect();
+            (format!("host {host}"), lines)
+        }
+        "HTTPRoute" => {
+            let parents: Vec<String> = items("/spec/parentRefs")
+                .iter()
+                .map(|p| {
+                    let kind = p.get("kind").and_then(Value::as_str).unwrap_or("Gateway");
+                    let name = p.get("name").and_then(Value::as_str).unwrap_or("?");
+                    format!("{kind}/{name}")
+                })
+                .collect();
+            let lines = items("/spec/rules")
+                .iter()
+                .enumerate()
+                .map(|(i, r)| describe_gateway_rule(i, r))
+                .collect();
+            (format!("parents {}", parents.join(",")), lines)
+        }
+        _ => {
+            let lines = items("/spec/http")
+                .iter()
+                .enumerate()
+                .map(|(i, r)| describe_http_route(i, r))
+                .collect();
+            (format!("hosts {}", strs("/spec/hosts").join(",")), lines)
+        }
+    }
+}
+
+/// `rules[0]  header version=canary → service-demo-canary 100%; mirror → service-demo-canary 100%`
+fn describe_gateway_rule(i: usize, r: &Value) -> String {
+    let matches: Vec<String> = r
+        .get("matches")
+        .and_then(Value::as_array)
+        .map(|ms| {
+            ms.iter()
+                .map(describe_gateway_match)
+                .filter(|m| !m.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let backends = r
+        .get("backendRefs")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    // Gateway API weights are relative (default 1): shown as shares of 100.
+    let weight = |b: &Value| b.get("weight").and_then(Value::as_i64).unwrap_or(1);
+    let total: i64 = backends.iter().map(weight).sum();
+    let backends: Vec<String> = backends
+        .iter()
+        .map(|b| {
+            let name = b.get("name").and_then(Value::as_str).unwrap_or("?");
+            let share = if total > 0 {
+                weight(b) * 100 / total
+            } else {
+                0
+            };
+            format!("{name} {share}%")
+        })
+        .collect();
+    let mirrors: Vec<String> = r
+        .get("filters")
+        .and_then(Value::as_array)
+        .map(|fs| {
+            fs.iter()
+                .filter(|f| f.get("type").and_then(Value::as_str) == Some("RequestMirror"))
+                .map(|f| {
+                    let m = f.get("requestMirror");
+                    let to = m
+                        .and_then(|m| m.pointer("/backendRef/name"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("?");
+                    let percent = m
+                        .and_then(|m| m.get("percent"))
+                        .and_then(Value::as_i64)
+                        .unwrap_or(100);
+                    format!("mirror → {to} {percent}%")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let m = if matches.is_empty() {
+        String::new()
+    } else {
+        format!("{} ", matches.join(" or "))
+    };
+    let mut line = format!("rules[{i}]  {m}→ {}", backends.join(", "));
+    for mirror in mirrors {
+        line.push_str("; ");
+        line.push_str(&mirror);
+    }
+    line
+}
+
+fn describe_gateway_match(m: &Value) -> String {
+    let mut conds = Vec::new();
+    if let Some(path) = m.get("path") {
+        let op = match path.get("type").and_then(Value::as_str) {
+            Some("Exact") => "=",
+            Some("RegularExpression") => "~",
+            _ => "^=",
+        };
+        if let Some(v) = path.get("value").and_then(Value::as_str) {
+            conds.push(format!("path {op}{v}"));
+        }
+    }
+    for (key, word) in [("headers", "header"), ("queryParams", "query")] {
+        for h in m.get(key).and_then(Value::as_array).into_iter().flatten() {
+            let name = h.get("name").and_then(Value::as_str).unwrap_or("?");
+            let value = h.get("value").and_then(Value::as_str).unwrap_or("");
+            let op = if h.get("type").and_then(Value::as_str) == Some("RegularExpression") {
+                "~"
+            } else {
+                "="
+            };
+            conds.push(format!("{word} {name}{op}{value}"));
+        }
+    }
+    conds.join(" & ")
 }
 
 fn obj_name(v: &Value) -> &str {
@@ -628,6 +808,9 @@ pub fn render_status(input: &StatusInput<'_>, style: Style) -> String {
         .as_ref()
         .and_then(|c| c.traffic_routings.first());
     if let Some(r) = routing {
+        let refs = r.routing_refs();
+        // Subset routing (a DestinationRule next to the VirtualService) needs no canary Service.
+        let subsets = refs.iter().any(|n| n.kind == "DestinationRule");
         let canary_svc = canary_service_name(&r.service);
         for (name, role) in [
             (r.service.as_str(), "stable"),
@@ -647,7 +830,7 @@ pub fn render_status(input: &StatusInput<'_>, style: Style) -> String {
                     ]);
                     children.push(Vec::new());
                 }
-                None if role == "stable" || progressing => {
+                None if role == "stable" || (progressing && !subsets) => {
                     rows.push(vec![
                         "Service".into(),
                         name.into(),
@@ -659,46 +842,22 @@ pub fn render_status(input: &StatusInput<'_>, style: Style) -> String {
                 None => {}
             }
         }
-        for nref in &r.custom_network_refs {
+        for nref in &refs {
             let obj = input.routing.iter().find(|v| {
                 obj_name(v) == nref.name
                     && v.get("kind").and_then(Value::as_str) == Some(nref.kind.as_str())
             });
-            match obj {
-                Some(v) => {
-                    let hosts: Vec<&str> = v
-                        .pointer("/spec/hosts")
-                        .and_then(Value::as_array)
-                        .map(|h| h.iter().filter_map(Value::as_str).collect())
-                        .unwrap_or_default();
-                    rows.push(vec![
-                        nref.kind.clone(),
-                        nref.name.clone(),
-                        "routing".into(),
-                        format!("hosts {}", hosts.join(",")),
-                    ]);
-                    children.push(
-                        v.pointer("/spec/http")
-                            .and_then(Value::as_array)
-                            .map(|rs| {
-                                rs.iter()
-                                    .enumerate()
-                                    .map(|(i, r)| describe_http_route(i, r))
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                    );
-                }
-                None => {
-                    rows.push(vec![
-                        nref.kind.clone(),
-                        nref.name.clone(),
-                        "routing".into(),
-                        "missing".into(),
-                    ]);
-                    children.push(Vec::new());
-                }
-            }
+            let (summary, lines) = match obj {
+                Some(v) => describe_routing_object(&nref.kind, v),
+                None => ("missing".to_string(), Vec::new()),
+            };
+            rows.push(vec![
+                nref.kind.clone(),
+                nref.name.clone(),
+                "routing".into(),
+                summary,
+            ]);
+            children.push(lines);
         }
     }
     let nodes: Vec<Node> = columns(rows)
@@ -818,6 +977,24 @@ fn table(rows: Vec<Vec<String>>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_virtual_service_route_shows_its_mirror() {
+        let route = serde_json::json!({
+            "route": [{"destination": {"host": "httpbin", "subset": "v1"}}],
+            "mirror": {"host": "httpbin", "subset": "canary"},
+            "mirrorPercentage": {"value": 50.5}
+        });
+        assert_eq!(
+            describe_http_route(0, &route),
+            "http[0]  → httpbin (subset v1) 100%; mirror → httpbin (subset canary) 50.5%"
+        );
+        let all = serde_json::json!({
+            "route": [{"destination": {"host": "httpbin"}}],
+            "mirror": {"host": "httpbin-canary"}
+        });
+        assert!(describe_http_route(1, &all).ends_with("; mirror → httpbin-canary 100%"));
+    }
 
     #[test]
     fn bars() {

@@ -24,6 +24,8 @@ const STATES: &[&str] = &[
     "aborted",
     "finishing",
     "no-operator",
+    "subsets-step2",
+    "httproute-mirror",
 ];
 
 fn now() -> Timestamp {
