@@ -177,14 +177,18 @@ pub fn canary_traffic(ro: &Rollout) -> String {
     }
 }
 
-/// The canary weight a step sets: `50%`, `match` (request matches only), `0%`.
+/// The canary weight a step sets: `50%`, `match` (request matches only), `0%`; a mirror step
+/// says so: `mirror` (copies only), `20%+mirror`.
 pub fn step_weight(ro: &Rollout, index: i32) -> String {
     match step_at(ro, index) {
         None => "0%".into(),
-        Some(s) => match (&s.traffic, s.matches.is_empty()) {
-            (Some(t), _) => t.clone(),
-            (None, false) => "match".into(),
-            (None, true) => "0%".into(),
+        Some(s) => match (&s.traffic, s.matches.is_empty(), s.mirror.is_some()) {
+            (Some(t), _, false) => t.clone(),
+            (Some(t), _, true) => format!("{t}+mirror"),
+            (None, false, false) => "match".into(),
+            (None, false, true) => "match+mirror".into(),
+            (None, true, false) => "0%".into(),
+            (None, true, true) => "mirror".into(),
         },
     }
 }
