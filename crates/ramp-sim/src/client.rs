@@ -285,6 +285,33 @@ impl TestCluster {
         c
     }
 
+    /// Runs `kubectl ARGS` against this cluster (as [`TestCluster::kubectl`]) with `stdin` fed
+    /// in, and returns its output; an error when it cannot start or takes longer than 60 s.
+    pub async fn kubectl_output(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> std::io::Result<std::process::Output> {
+        use std::process::Stdio;
+        use tokio::io::AsyncWriteExt;
+        let mut cmd = tokio::process::Command::from(self.kubectl());
+        cmd.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn()?;
+        if let Some(mut pipe) = child.stdin.take() {
+            if let Some(input) = stdin {
+                pipe.write_all(input.as_bytes()).await?;
+            }
+            drop(pipe);
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+            .await
+            .map_err(|_| std::io::Error::other(format!("kubectl {args:?} took longer than 60 s")))?
+    }
+
     /// Stops the server and waits for it.
     pub async fn shutdown(self) {
         self.server.shutdown().await;

@@ -16,27 +16,10 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Resource, ResourceExt};
 use ramp_sim::TestCluster;
 use serde_json::Value;
-use tokio::process::Command;
 
 async fn kubectl(c: &TestCluster, args: &[&str], stdin: Option<&str>) -> String {
-    use std::process::Stdio;
-    use tokio::io::AsyncWriteExt;
     // `TestCluster::kubectl` sets the kubeconfig and a discovery cache of this test's own.
-    let mut cmd = Command::from(c.kubectl());
-    cmd.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("kubectl runs");
-    let mut pipe = child.stdin.take().unwrap();
-    if let Some(input) = stdin {
-        pipe.write_all(input.as_bytes()).await.unwrap();
-    }
-    drop(pipe);
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("kubectl finishes within 60s")
-        .unwrap();
+    let out = c.kubectl_output(args, stdin).await.expect("kubectl runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),

@@ -10,7 +10,7 @@ use ramp_sim::TestCluster;
 use ramp_sim::resources::GroupResource;
 use ramp_sim::store::{PatchType, WriteOptions};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 struct Out {
@@ -20,21 +20,7 @@ struct Out {
 }
 
 async fn kubectl_in(c: &TestCluster, args: &[&str], stdin: Option<&str>) -> Out {
-    let mut cmd = Command::from(c.kubectl());
-    cmd.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("kubectl runs");
-    let mut pipe = child.stdin.take().unwrap();
-    if let Some(input) = stdin {
-        pipe.write_all(input.as_bytes()).await.unwrap();
-    }
-    drop(pipe);
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("kubectl finishes within 60s")
-        .unwrap();
+    let out = c.kubectl_output(args, stdin).await.expect("kubectl runs");
     Out {
         ok: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
