@@ -57,6 +57,8 @@ pub struct Request {
     pub prefix: String,
     /// The connection flags given so far (`-n`, `--context`, `--kubeconfig`).
     pub global: GlobalArgs,
+    /// The subcommand typed before the word (canonical name, aliases resolved).
+    pub subcommand: Option<String>,
 }
 
 /// The clap definition, built (so that every argument knows how many values it takes).
@@ -183,6 +185,7 @@ pub fn analyse(words: &[String]) -> Request {
         partial: partial.to_string(),
         prefix: prefix.to_string(),
         global,
+        subcommand: sub.map(|s| s.get_name().to_string()),
     };
     if let Some(arg) = pending {
         return request(value_want(arg), &partial, "", global);
@@ -217,10 +220,7 @@ pub fn analyse(words: &[String]) -> Request {
 
 /// Candidates the clap definition knows (subcommands, flags, fixed values); `None` for those
 /// that need the cluster or the kubeconfig.
-pub fn static_candidates(
-    req: &Request,
-    subcommand_words: &[String],
-) -> Option<Vec<(String, String)>> {
+pub fn static_candidates(req: &Request) -> Option<Vec<(String, String)>> {
     let root = cli();
     let help = |a: Option<&clap::builder::StyledStr>| {
         a.map(|s| {
@@ -241,10 +241,10 @@ pub fn static_candidates(
                 .collect(),
         ),
         Want::Flags => {
-            let sub = subcommand_words
-                .iter()
-                .find_map(|w| canonical_subcommand(&root, w))
-                .and_then(|s| root.find_subcommand(&s).cloned());
+            let sub = req
+                .subcommand
+                .as_deref()
+                .and_then(|s| root.find_subcommand(s));
             let mut out = Vec::new();
             for a in sub
                 .iter()
@@ -301,7 +301,7 @@ pub fn render(req: &Request, candidates: &[(String, String)]) -> String {
 /// Answers a completion request: the words typed after `kubectl ramp`.
 pub async fn complete(words: &[String]) -> String {
     let req = analyse(words);
-    let candidates = match static_candidates(&req, words) {
+    let candidates = match static_candidates(&req) {
         Some(c) => c,
         None => dynamic_candidates(&req).await.unwrap_or_default(),
     };
@@ -389,8 +389,8 @@ mod tests {
         w
     }
 
-    fn names(req: &Request, words_typed: &[String]) -> Vec<String> {
-        let c = static_candidates(req, words_typed).unwrap();
+    fn names(req: &Request) -> Vec<String> {
+        let c = static_candidates(req).unwrap();
         render(req, &c)
             .lines()
             .map(|l| l.split('\t').next().unwrap().to_string())
@@ -476,7 +476,7 @@ mod tests {
     #[test]
     fn subcommands_flags_and_values_come_from_the_cli_definition() {
         let typed = words("");
-        let all = names(&analyse(&typed), &typed);
+        let all = names(&analyse(&typed));
         for s in [
             "list", "status", "approve", "abort", "retry", "promote", "pause", "resume",
         ] {
@@ -485,26 +485,26 @@ mod tests {
         assert_eq!(all.last().map(String::as_str), Some(":4"));
 
         let typed = words("pro");
-        assert_eq!(names(&analyse(&typed), &typed), vec!["promote", ":4"]);
+        assert_eq!(names(&analyse(&typed)), vec!["promote", ":4"]);
 
         let typed = words("promote demo --f");
-        assert_eq!(names(&analyse(&typed), &typed), vec!["--full", ":4"]);
+        assert_eq!(names(&analyse(&typed)), vec!["--full", ":4"]);
+        // A flag's value that happens to name a subcommand is not taken for one.
+        let typed = words("-n list promote demo --f");
+        assert_eq!(names(&analyse(&typed)), vec!["--full", ":4"]);
 
         let typed = words("status demo -o ");
-        assert_eq!(names(&analyse(&typed), &typed), vec!["yaml", "json", ":4"]);
+        assert_eq!(names(&analyse(&typed)), vec!["yaml", "json", ":4"]);
 
         let typed = words("completion ");
-        assert_eq!(
-            names(&analyse(&typed), &typed),
-            vec!["bash", "zsh", "fish", ":4"]
-        );
+        assert_eq!(names(&analyse(&typed)), vec!["bash", "zsh", "fish", ":4"]);
 
         let typed = words("status demo --output=j");
-        assert_eq!(names(&analyse(&typed), &typed), vec!["--output=json", ":4"]);
+        assert_eq!(names(&analyse(&typed)), vec!["--output=json", ":4"]);
 
         // Files are left to the shell: no candidates, default directive.
         let typed = words("convert -f ");
-        assert_eq!(names(&analyse(&typed), &typed), vec![":0"]);
+        assert_eq!(names(&analyse(&typed)), vec![":0"]);
     }
 
     #[test]
@@ -514,6 +514,7 @@ mod tests {
             partial: "de".into(),
             prefix: "ro/".into(),
             global: GlobalArgs::default(),
+            subcommand: Some("approve".into()),
         };
         let out = render(
             &req,

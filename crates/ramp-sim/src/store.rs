@@ -108,14 +108,9 @@ impl WatchEvent {
     }
 
     fn line(&self, kind: EventKind) -> Bytes {
-        let object = self.object_json();
-        let mut buf = Vec::with_capacity(object.len() + 32);
-        buf.extend_from_slice(b"{\"type\":\"");
-        buf.extend_from_slice(kind.as_str().as_bytes());
-        buf.extend_from_slice(b"\",\"object\":");
-        buf.extend_from_slice(&object);
-        buf.extend_from_slice(b"}\n");
-        Bytes::from(buf)
+        event_line(kind.as_str(), |buf| {
+            buf.extend_from_slice(&self.object_json())
+        })
     }
 }
 
@@ -134,13 +129,20 @@ fn json_of(cell: &OnceLock<Bytes>, object: &Value) -> Bytes {
 
 /// Serializes one watch event line.
 pub fn encode_event_line(kind: &str, object: &Value) -> Bytes {
-    let mut buf = Vec::with_capacity(256);
+    event_line(kind, |buf| {
+        if serde_json::to_writer(&mut *buf, object).is_err() {
+            buf.extend_from_slice(b"null");
+        }
+    })
+}
+
+/// `{"type":KIND,"object":` + what `object` writes + `}` and a newline.
+fn event_line(kind: &str, object: impl FnOnce(&mut Vec<u8>)) -> Bytes {
+    let mut buf = Vec::with_capacity(2048);
     buf.extend_from_slice(b"{\"type\":\"");
     buf.extend_from_slice(kind.as_bytes());
     buf.extend_from_slice(b"\",\"object\":");
-    if serde_json::to_writer(&mut buf, object).is_err() {
-        buf.extend_from_slice(b"null");
-    }
+    object(&mut buf);
     buf.extend_from_slice(b"}\n");
     Bytes::from(buf)
 }
@@ -587,6 +589,9 @@ impl Objects {
     fn get(&self, k: &Key) -> Option<&Arc<Value>> {
         self.0.get(k).map(|e| &e.obj)
     }
+    fn entry(&self, k: &Key) -> Option<&Entry> {
+        self.0.get(k)
+    }
     fn contains_key(&self, k: &Key) -> bool {
         self.0.contains_key(k)
     }
@@ -779,7 +784,7 @@ impl Store {
             meta_str(obj, "name").to_string(),
         );
         let st = self.read();
-        match st.tables.get(gr).and_then(|t| t.objects.0.get(&key)) {
+        match st.tables.get(gr).and_then(|t| t.objects.entry(&key)) {
             Some(entry) if Arc::ptr_eq(&entry.obj, obj) => json_of(&entry.json, obj),
             _ => json_of(&OnceLock::new(), obj),
         }
