@@ -42,4 +42,4 @@ demo: ## run the canary walk-through on the embedded cluster (KEEP=1 leaves it r
 	$(CARGO) build --workspace --bins
 	KEEP=$(KEEP) scripts/demo.sh
 
-bench: bench-sim ## benchmarks (speed and memory figures live here, never in tests)
+bench: bench-sim bench-fleet ## benchmarks (speed and memory figures live here, never in tests)

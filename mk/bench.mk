@@ -13,3 +13,16 @@ BENCH_SIM_ARGS ?=
 .PHONY: bench-sim
 bench-sim: ## load benchmark of the ramp-sim API server (release build)
 	$(CARGO) bench -p ramp-sim --bench sim -- $(BENCH_SIM_ARGS)
+
+# Fleet benchmark of the operator: release ramp-operator + ramp-sim, N apps (e2e/benches/fleet.rs).
+#
+#   make bench-fleet                                   # 1,000 apps in 10 namespaces
+#   make bench-fleet BENCH_FLEET_ARGS="--apps 10000"
+#   make bench-fleet BENCH_FLEET_ARGS="--heap-profile" # operator under heaptrack
+#   make bench-fleet BENCH_FLEET_ARGS="--cpu-profile"  # operator under perf record
+BENCH_FLEET_ARGS ?=
+
+.PHONY: bench-fleet
+bench-fleet: ## fleet benchmark of the operator (RSS, CPU, API requests, approval latency)
+	$(CARGO) build --release -p ramp-sim -p ramp-operator --bins
+	$(CARGO) bench -p ramp-e2e --bench fleet -- $(BENCH_FLEET_ARGS)

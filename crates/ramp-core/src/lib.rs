@@ -132,3 +132,51 @@ pub use machine::{CONDITION_PROGRESSING, CONDITION_SUCCEEDED, plan};
 pub use observed::Observed;
 pub use plan::{Action, EventType, Plan, PlannedEvent};
 pub use steps::{canary_replicas, parse_percent};
+
+/// Annotation on a [`compact_replica_set`]: the revision of the template it
+/// no longer carries. Never written to the cluster.
+pub const COMPACT_REVISION_ANNOTATION: &str = "rollouts.ramp.dev/cached-template-revision";
+
+/// A ReplicaSet reduced to what the planner reads, for a watch cache of
+/// every ReplicaSet: name, uid, labels, owners, the revision annotations,
+/// `spec.replicas`, the template's labels and `status.replicas`. The pod
+/// template itself (most of the object) is replaced by its revision in
+/// [`COMPACT_REVISION_ANNOTATION`]; the planner reads the same answers from
+/// either form.
+pub fn compact_replica_set(rs: &mut k8s_openapi::api::apps::v1::ReplicaSet) {
+    use k8s_openapi::api::core::v1::PodTemplateSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    let revision = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.as_ref())
+        .map(template_revision);
+    let meta = &mut rs.metadata;
+    meta.managed_fields = None;
+    let mut annotations: std::collections::BTreeMap<String, String> = meta
+        .annotations
+        .take()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| k == "deployment.kubernetes.io/revision")
+        .collect();
+    if let Some(r) = revision {
+        annotations.insert(COMPACT_REVISION_ANNOTATION.to_string(), r);
+    }
+    meta.annotations = (!annotations.is_empty()).then_some(annotations);
+    if let Some(spec) = rs.spec.as_mut()
+        && let Some(t) = spec.template.as_mut()
+    {
+        let labels = t.metadata.as_ref().and_then(|m| m.labels.clone());
+        *t = PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels,
+                ..ObjectMeta::default()
+            }),
+            spec: None,
+        };
+    }
+    if let Some(st) = rs.status.as_mut() {
+        st.conditions = None;
+    }
+}

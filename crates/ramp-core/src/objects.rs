@@ -77,8 +77,18 @@ pub(crate) fn replica_sets_of<'a>(all: &'a [ReplicaSet], d: &Deployment) -> Vec<
     out
 }
 
-/// The revision a ReplicaSet runs.
+/// The revision a ReplicaSet runs: from its template, or from the
+/// annotation a cache left when it dropped the template (see
+/// [`crate::compact_replica_set`]).
 pub(crate) fn rs_revision(rs: &ReplicaSet) -> Option<String> {
+    if let Some(r) = rs
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(crate::COMPACT_REVISION_ANNOTATION))
+    {
+        return Some(r.clone());
+    }
     rs.spec
         .as_ref()
         .and_then(|s| s.template.as_ref())

@@ -274,3 +274,57 @@ fn finishing_runs_in_order_with_the_grace_period_between_traffic_moves() {
         "{times:?}"
     );
 }
+
+/// The operator caches ReplicaSets compacted (`compact_replica_set`: the pod
+/// template replaced by its revision). At every call of a whole walk-through
+/// the planner must decide the same from the compact form as from the full
+/// ReplicaSets.
+#[test]
+fn compact_replica_sets_plan_exactly_like_full_ones() {
+    let mut w = World::load("walkthrough");
+    let mut calls = 0;
+    let mut compare = |w: &World| {
+        let full = w.observe();
+        let mut compact = full.clone();
+        for rs in &mut compact.replica_sets {
+            ramp_core::compact_replica_set(rs);
+            assert!(
+                rs.spec
+                    .as_ref()
+                    .unwrap()
+                    .template
+                    .as_ref()
+                    .unwrap()
+                    .spec
+                    .is_none()
+            );
+        }
+        assert_eq!(ramp_core::plan(&full), ramp_core::plan(&compact));
+        calls += 1;
+    };
+    w.run_to_phase(RolloutPhase::Healthy);
+    compare(&w);
+    w.set_version("canary");
+    let v2 = template_revision(&w.workload().spec.as_ref().unwrap().template);
+    for _ in 0..200 {
+        compare(&w);
+        if w.phase() == Some(RolloutPhase::Healthy) && w.cs().stable_revision == v2 {
+            break;
+        }
+        if w.cs().current_step_state == StepState::StepPaused {
+            w.approve();
+        }
+        let p = w.step();
+        if p.actions.is_empty()
+            && p.status == *w.rollout.status.as_ref().unwrap()
+            && let Some(d) = p.requeue_after
+        {
+            w.advance(d);
+        }
+    }
+    assert_eq!(w.phase(), Some(RolloutPhase::Healthy));
+    assert!(
+        calls > 10,
+        "the walk-through was compared at every call ({calls})"
+    );
+}

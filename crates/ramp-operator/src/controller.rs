@@ -5,7 +5,7 @@
 //! Rollouts that reference the object. It requeues only for timers (grace
 //! periods, pause durations) and errors (with backoff).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +29,7 @@ use ramp_api::{Rollout, RolloutStatus};
 use ramp_core::{Action, Observed, Plan};
 use serde_json::{Value, json};
 
+use crate::index::{self, Index};
 use crate::metrics::{Metrics, PhaseLabel, PhaseLabels, RolloutLabels};
 
 /// Controller errors, by stage.
@@ -167,6 +168,38 @@ pub struct Context {
     pub webhook_enabled: bool,
     /// Status writes the Rollout watch has not delivered yet.
     pub status_writes: StatusWrites,
+    /// Every ReplicaSet, compacted (see `ramp_core::compact_replica_set`).
+    pub replica_sets: Store<ReplicaSet>,
+    /// ReplicaSets by the Deployment owning them.
+    pub replica_set_owners: Arc<Index<ReplicaSet>>,
+    /// Rollouts by what they name.
+    pub rollout_index: Arc<Index<Rollout>>,
+    /// VirtualServices by the hosts they claim.
+    pub virtual_service_hosts: Arc<Index<DynamicObject>>,
+}
+
+/// Drop what ramp never reads before an object reaches a cache: field
+/// ownership and kubectl's copy of the last applied object.
+pub fn strip<K: Resource>(o: &mut K) {
+    let meta = o.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+/// Key of a ReplicaSet's owning Deployment.
+fn owner_key(ns: &str, name: &str) -> String {
+    format!("owner/{ns}/{name}")
+}
+
+fn replica_set_owner_keys(rs: &ReplicaSet) -> Vec<String> {
+    let ns = rs.namespace().unwrap_or_default();
+    rs.owner_references()
+        .iter()
+        .filter(|o| o.kind == "Deployment")
+        .map(|o| owner_key(&ns, &o.name))
+        .collect()
 }
 
 /// Where the controller looks.
@@ -226,40 +259,44 @@ fn routing_kinds() -> [(&'static str, ApiResource); 3] {
 }
 
 /// Rollouts to wake for a change of a routing object: those naming it, and
-/// for VirtualServices also every progressing Rollout in the namespace (a new
-/// VirtualService may claim the same host: a conflict to report).
+/// for VirtualServices also the progressing Rollouts whose VirtualServices or
+/// stable Service share a host with it (a new VirtualService may claim the
+/// same host: a conflict to report).
 fn routing_object_rollouts(
     rollouts: &Store<Rollout>,
+    by_ref: &Index<Rollout>,
+    hosts: &Index<DynamicObject>,
     o: &DynamicObject,
 ) -> Vec<ObjectRef<Rollout>> {
+    let ns = o.namespace().unwrap_or_default();
     let name = o.name_any();
     let kind = o.types.as_ref().map(|t| t.kind.clone()).unwrap_or_default();
-    referencing_rollouts(rollouts, o.metadata.namespace.as_deref(), |r| {
-        let named = routing_of(r).is_some_and(|t| {
-            t.routing_refs()
-                .iter()
-                .any(|n| n.name == name && (kind.is_empty() || n.kind == kind))
-        });
-        let progressing = r
-            .status
-            .as_ref()
-            .and_then(|s| s.phase)
-            .is_some_and(|p| p == ramp_api::RolloutPhase::Progressing);
-        named || (kind == "VirtualService" && progressing)
-    })
+    let mut ids: BTreeSet<index::Id> = by_ref
+        .get(&index::routing_key(&ns, &kind, &name))
+        .into_iter()
+        .collect();
+    if kind == "VirtualService" {
+        let mut sharing: BTreeSet<index::Id> = BTreeSet::new();
+        for h in index::virtual_service_hosts(o) {
+            let key = index::host_key(&ns, &h);
+            sharing.extend(by_ref.get(&key));
+            for (_, other) in hosts.get(&key) {
+                sharing.extend(by_ref.get(&index::routing_key(&ns, "VirtualService", &other)));
+            }
+        }
+        ids.extend(sharing.into_iter().filter(|(ns, n)| {
+            rollouts
+                .get(&ObjectRef::new(n).within(ns))
+                .and_then(|r| r.status.as_ref().and_then(|s| s.phase))
+                .is_some_and(|p| p == ramp_api::RolloutPhase::Progressing)
+        }));
+    }
+    refs(ids)
 }
 
-/// Rollouts in the object's namespace whose spec references it.
-fn referencing_rollouts(
-    rollouts: &Store<Rollout>,
-    namespace: Option<&str>,
-    matches: impl Fn(&Rollout) -> bool,
-) -> Vec<ObjectRef<Rollout>> {
-    rollouts
-        .state()
-        .into_iter()
-        .filter(|r| r.metadata.namespace.as_deref() == namespace && matches(r))
-        .map(|r| ObjectRef::from_obj(&*r))
+fn refs(ids: impl IntoIterator<Item = index::Id>) -> Vec<ObjectRef<Rollout>> {
+    ids.into_iter()
+        .map(|(ns, n)| ObjectRef::new(&n).within(&ns))
         .collect()
 }
 
@@ -270,6 +307,9 @@ fn routing_of(r: &Rollout) -> Option<&ramp_api::TrafficRoutingRef> {
         .as_ref()
         .and_then(|c| c.traffic_routings.first())
 }
+
+/// Reconciles in flight at once.
+const RECONCILE_CONCURRENCY: u16 = 32;
 
 /// Build and run the controller until shutdown.
 pub async fn run(
@@ -290,12 +330,14 @@ pub async fn run(
             dep_api.clone(),
             watcher::Config::default().labels(CONTROLLED_BY_LABEL),
         )
-        .default_backoff(),
+        .default_backoff()
+        .modify(strip),
         watcher(
             dep_api,
             watcher::Config::default().labels(MANAGED_BY_ROLLOUT_LABEL),
         )
-        .default_backoff(),
+        .default_backoff()
+        .modify(strip),
     );
     let deployments = caches.events;
     let mut synced = caches.synced;
@@ -307,9 +349,37 @@ pub async fn run(
     .default_backoff()
     .touched_objects();
 
+    // ReplicaSets, compacted, found by their Deployment: no LIST per reconcile.
+    let (rs_reader, rs_writer) = reflector::store();
+    let replica_set_owners = Arc::new(Index::new(replica_set_owner_keys));
+    let (rs_events, rs_synced) = flag_synced(
+        watcher(
+            scope.api::<ReplicaSet>(&client),
+            watcher::Config::default().any_semantic(),
+        )
+        .default_backoff()
+        .modify(ramp_core::compact_replica_set),
+    );
+    synced.push(rs_synced);
+    {
+        let owners = replica_set_owners.clone();
+        let events = rs_events
+            .inspect(move |e| {
+                if let Ok(e) = e {
+                    owners.observe(e);
+                }
+            })
+            .reflect(rs_writer);
+        // Nothing reconciles on a ReplicaSet change (its Deployment's status
+        // changes with it); the stream only feeds the cache.
+        tokio::spawn(events.for_each(|_| async {}));
+    }
+
     let (svc_reader, svc_writer) = reflector::store();
     let (services, svc_synced) = flag_synced(
-        watcher(scope.api::<Service>(&client), watcher::Config::default()).default_backoff(),
+        watcher(scope.api::<Service>(&client), watcher::Config::default())
+            .default_backoff()
+            .modify(strip),
     );
     synced.push(svc_synced);
     let services = services.reflect(svc_writer).touched_objects();
@@ -317,6 +387,7 @@ pub async fn run(
     // Routing objects: one watch cache per kind whose CRD is installed.
     let mut routing = BTreeMap::new();
     let mut routing_streams = Vec::new();
+    let virtual_service_hosts = Arc::new(Index::new(index::virtual_service_keys));
     for (kind, ar) in routing_kinds() {
         let gvk = kube::core::GroupVersionKind::gvk(&ar.group, &ar.version, &ar.kind);
         if kube::discovery::pinned_kind(&client, &gvk).await.is_err() {
@@ -332,9 +403,18 @@ pub async fn run(
         };
         let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
         routing.insert(kind, writer.as_reader());
-        let (events, flag) =
-            flag_synced(watcher(api, watcher::Config::default()).default_backoff());
+        let (events, flag) = flag_synced(
+            watcher(api, watcher::Config::default())
+                .default_backoff()
+                .modify(strip),
+        );
         synced.push(flag);
+        let hosts = (kind == "VirtualService").then(|| virtual_service_hosts.clone());
+        let events = events.inspect(move |e| {
+            if let (Some(hosts), Ok(e)) = (&hosts, e) {
+                hosts.observe(e);
+            }
+        });
         let stream = events.reflect(writer).touched_objects().map(move |r| {
             r.map(|mut o| {
                 // Watch events carry no TypeMeta on some servers: name the kind.
@@ -349,11 +429,28 @@ pub async fn run(
     }
 
     let (ro_reader, ro_writer) = reflector::store();
-    let (ro_events, ro_synced) =
-        flag_synced(watcher(rollouts, watcher::Config::default().any_semantic()).default_backoff());
+    let rollout_index = Arc::new(Index::new(index::rollout_keys));
+    let (ro_events, ro_synced) = flag_synced(
+        watcher(rollouts, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .modify(strip),
+    );
     synced.push(ro_synced);
+    let ro_events = {
+        let idx = rollout_index.clone();
+        ro_events.inspect(move |e| {
+            if let Ok(e) = e {
+                idx.observe(e);
+            }
+        })
+    };
     let controller =
-        Controller::for_stream(ro_events.reflect(ro_writer).applied_objects(), ro_reader);
+        Controller::for_stream(ro_events.reflect(ro_writer).applied_objects(), ro_reader)
+            // Bounded: each reconcile holds its observed state, and two cores
+            // gain nothing from thousands in flight.
+            .with_config(
+                kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY),
+            );
     let store = controller.store();
     tokio::spawn(count_phases(store.clone(), metrics.clone()));
     let ctx = Arc::new(Context {
@@ -366,9 +463,13 @@ pub async fn run(
         routing,
         webhook_enabled,
         status_writes: StatusWrites::default(),
+        replica_sets: rs_reader,
+        replica_set_owners,
+        rollout_index: rollout_index.clone(),
+        virtual_service_hosts: virtual_service_hosts.clone(),
     });
 
-    let (s1, s2) = (store.clone(), store.clone());
+    let (i1, i2) = (rollout_index.clone(), rollout_index.clone());
     tokio::spawn(async move {
         // Ready once every watch has listed its objects.
         for mut flag in synced {
@@ -380,9 +481,10 @@ pub async fn run(
     let mut controller = controller;
     for (stream, ar) in routing_streams {
         let rollouts = store.clone();
+        let (by_ref, hosts) = (rollout_index.clone(), virtual_service_hosts.clone());
         controller = controller.watches_stream_with(
             stream,
-            move |o: DynamicObject| routing_object_rollouts(&rollouts, &o),
+            move |o: DynamicObject| routing_object_rollouts(&rollouts, &by_ref, &hosts, &o),
             ar,
         );
     }
@@ -399,18 +501,13 @@ pub async fn run(
                 .map(|n| ObjectRef::new(&n).within(ns.as_deref().unwrap_or_default()))
                 .collect();
             // A Deployment named by a Rollout but not yet adopted.
-            let dname = d.name_any();
-            refs.extend(referencing_rollouts(&s1, ns.as_deref(), |r| {
-                r.spec.workload_ref.name == dname
-            }));
+            let ns = ns.unwrap_or_default();
+            refs.extend(self::refs(i1.get(&index::workload_key(&ns, &d.name_any()))));
             refs
         })
         .watches_stream(services, move |s: Service| {
-            let name = s.name_any();
-            referencing_rollouts(&s2, s.metadata.namespace.as_deref(), |r| {
-                routing_of(r)
-                    .is_some_and(|t| t.service == name || canary_service_name(&t.service) == name)
-            })
+            let ns = s.namespace().unwrap_or_default();
+            refs(i2.get(&index::service_key(&ns, &s.name_any())))
         })
         // Canary pods: a pod that fails to start (image pull, crash loop)
         // changes no Deployment field, yet its reason belongs in the message.
@@ -531,28 +628,13 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
         .get(&ObjectRef::new(&canary_workload_name(workload_name)).within(&ns))
         .map(|d| (*d).clone());
 
-    if let Some(w) = &obs.workload {
-        let selector = w
-            .spec
-            .as_ref()
-            .and_then(|s| s.selector.match_labels.as_ref())
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default();
-        ctx.metrics.api_request("list");
-        let api: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
-        let list = api
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|source| Error::Fetch {
-                what: format!("ReplicaSets of Deployment {ns}/{workload_name}"),
-                source,
-            })?;
-        obs.replica_sets = list.items;
+    // ReplicaSets of the workload and of its canary, from the cache.
+    for d in [&obs.workload, &obs.canary_workload].into_iter().flatten() {
+        for (ns, name) in ctx.replica_set_owners.get(&owner_key(&ns, &d.name_any())) {
+            if let Some(rs) = ctx.replica_sets.get(&ObjectRef::new(&name).within(&ns)) {
+                obs.replica_sets.push((*rs).clone());
+            }
+        }
     }
 
     if let Some(c) = &obs.canary_workload {
@@ -633,17 +715,41 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
                 obs.routing_objects.push(v);
             }
         }
-        // Every VirtualService in the namespace, to detect two claiming one host.
+        // The VirtualServices of the namespace that claim a host of the
+        // Rollout's VirtualServices or its stable Service: the ones that can
+        // conflict (the planner compares hosts and gateways exactly).
         if let Some(vs) = ctx.routing.get("VirtualService") {
-            for o in vs
-                .state()
-                .into_iter()
-                .filter(|o| o.metadata.namespace.as_deref() == Some(ns.as_str()))
+            let mut hosts = vec![ramp_core::routing::normalize_host(&t.service, &ns)];
+            for r in t
+                .routing_refs()
+                .iter()
+                .filter(|r| r.kind == "VirtualService")
             {
+                hosts.extend(
+                    ctx.virtual_service_hosts
+                        .keys_of(&ns, &r.name)
+                        .into_iter()
+                        .filter_map(|k| k.rsplit_once('/').map(|(_, h)| h.to_string())),
+                );
+            }
+            let mut names = BTreeSet::new();
+            for h in hosts {
+                names.extend(
+                    ctx.virtual_service_hosts
+                        .get(&index::host_key(&ns, &h))
+                        .into_iter()
+                        .map(|(_, n)| n),
+                );
+            }
+            let ar = routing_resource("networking.istio.io/v1", "VirtualService");
+            for name in names {
+                let Some(o) = vs.get(&ObjectRef::new_with(&name, ar.clone()).within(&ns)) else {
+                    continue;
+                };
                 let mut o = (*o).clone();
                 o.types = Some(kube::core::TypeMeta {
-                    api_version: "networking.istio.io/v1".into(),
-                    kind: "VirtualService".into(),
+                    api_version: ar.api_version.clone(),
+                    kind: ar.kind.clone(),
                 });
                 let v = serde_json::to_value(&o).map_err(|source| Error::Encode {
                     what: format!("VirtualService {}", o.name_any()),

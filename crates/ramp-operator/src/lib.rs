@@ -5,6 +5,7 @@
 pub mod certs;
 pub mod controller;
 pub mod http;
+pub mod index;
 pub mod leader;
 pub mod metrics;
 pub mod registration;

@@ -142,8 +142,15 @@ async fn shutdown_signal() {
 }
 
 async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let client = kube::Client::try_default()
+    let mut config = kube::Config::infer()
         .await
+        .map_err(|e| format!("connecting to the cluster (KUBECONFIG or in-cluster config): {e}"))?;
+    // Named in the API server's audit log and request accounting.
+    config.headers.push((
+        ::http::header::USER_AGENT,
+        ::http::HeaderValue::from_static(concat!("ramp-operator/", env!("CARGO_PKG_VERSION"))),
+    ));
+    let client = kube::Client::try_from(config)
         .map_err(|e| format!("connecting to the cluster (KUBECONFIG or in-cluster config): {e}"))?;
     let metrics = Metrics::new();
     let health = Health::default();
