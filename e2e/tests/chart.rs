@@ -378,8 +378,8 @@ impl Expect {
                 &[],
                 &["get", "list", "watch", "create", "patch", "delete"],
             ),
-            // controller.rs observe: ReplicaSets listed by selector.
-            ("apps", "replicasets", &[], &["list"]),
+            // controller.rs: ReplicaSets watched into a compacted cache (list, watch).
+            ("apps", "replicasets", &[], &["list", "watch"]),
             // controller.rs: canary pods watched by ramp's label; listed by selector in observe.
             ("", "pods", &[], &["list", "watch"]),
             // controller.rs: watcher (list, watch); ApplyService (SSA: create, patch);

@@ -17,7 +17,7 @@ use kube::api::{
     PatchParams, PostParams,
 };
 use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -153,7 +153,7 @@ pub struct Context {
     /// Metrics.
     pub metrics: Metrics,
     /// Event recorder.
-    pub recorder: Recorder,
+    pub recorder: crate::events::Publisher,
     /// Deployments ramp controls (stable, labelled).
     pub deployments: Store<Deployment>,
     /// Deployments ramp created (canaries).
@@ -456,7 +456,7 @@ pub async fn run(
     let ctx = Arc::new(Context {
         client: client.clone(),
         metrics,
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: crate::events::Publisher::new(client.clone(), reporter),
         deployments: caches.controlled,
         canary_deployments: caches.canaries,
         services: svc_reader,
@@ -1003,18 +1003,13 @@ async fn publish_events(ro: &Rollout, plan: &Plan, ctx: &Context) {
     }
     let reference = ro.object_ref(&());
     for ev in &plan.events {
-        let event = Event {
-            type_: match ev.type_ {
-                ramp_core::EventType::Normal => EventType::Normal,
-                ramp_core::EventType::Warning => EventType::Warning,
-            },
-            reason: ev.reason.clone(),
-            note: Some(ev.message.clone()),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
+        let warning = ev.type_ == ramp_core::EventType::Warning;
         ctx.metrics.api_request("create");
-        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+        if let Err(e) = ctx
+            .recorder
+            .publish(&reference, warning, &ev.reason, &ev.message)
+            .await
+        {
             tracing::warn!(error = %e, reason = %ev.reason, "could not record an event");
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod certs;
 pub mod controller;
+pub mod events;
 pub mod http;
 pub mod index;
 pub mod leader;
