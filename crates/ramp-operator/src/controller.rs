@@ -179,13 +179,11 @@ pub struct Context {
 }
 
 /// Drop what ramp never reads before an object reaches a cache: field
-/// ownership and kubectl's copy of the last applied object.
+/// ownership (`managedFields`). Annotations stay, even kubectl's
+/// `last-applied-configuration`: a routing object's annotations are part of
+/// the original ramp saves and restores exactly.
 pub fn strip<K: Resource>(o: &mut K) {
-    let meta = o.meta_mut();
-    meta.managed_fields = None;
-    if let Some(a) = meta.annotations.as_mut() {
-        a.remove("kubectl.kubernetes.io/last-applied-configuration");
-    }
+    o.meta_mut().managed_fields = None;
 }
 
 /// Key of a ReplicaSet's owning Deployment.
