@@ -32,6 +32,7 @@ use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams}
 use kube::runtime::watcher;
 use kube::{Client, Config, ResourceExt};
 use ramp_api::Rollout;
+use ramp_e2e::{bin, repo_root, shared_crds_dir};
 use serde_json::{Value, json};
 
 const BENCH_UA: &str = "ramp-bench";
@@ -91,28 +92,6 @@ fn parse_args() -> Args {
         "--full + --approvals must not exceed --apps"
     );
     a
-}
-
-fn bin_dir() -> PathBuf {
-    if let Ok(d) = std::env::var("RAMP_BIN_DIR") {
-        return PathBuf::from(d);
-    }
-    let exe = std::env::current_exe().expect("bench path");
-    let mut dir = exe.parent().expect("deps dir").to_path_buf();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    dir
-}
-
-fn bin(name: &str) -> PathBuf {
-    let p = bin_dir().join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: `make bench-fleet` builds it (cargo build --release --bins)",
-        p.display()
-    );
-    p
 }
 
 /// CPU seconds (user + system) and RSS of a process, from /proc.
@@ -445,10 +424,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn start_sim(dir: &Path) -> (Proc, PathBuf) {
     let kc = dir.join("kubeconfig");
-    let crds = std::env::var("RAMP_SHARED_CRDS").map_or_else(
-        |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/crds"),
-        PathBuf::from,
-    );
+    let crds = shared_crds_dir();
     let child = Command::new(bin("ramp-sim"))
         .args(["serve", "--listen", "127.0.0.1:0", "--kubeconfig"])
         .arg(&kc)
@@ -563,10 +539,9 @@ async fn main() {
     let mut rows = Vec::new();
 
     // The Rollout CRD, applied server-side and established.
-    let crd_yaml = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/ramp/crds/rollouts.ramp.dev.yaml"),
-    )
-    .expect("Rollout CRD");
+    let crd_yaml =
+        std::fs::read_to_string(repo_root().join("charts/ramp/crds/rollouts.ramp.dev.yaml"))
+            .expect("Rollout CRD");
     let crd: CustomResourceDefinition = serde_yaml::from_str(&crd_yaml).expect("CRD YAML");
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     crds.patch(
