@@ -15,7 +15,9 @@
 //!
 //! Flags: `--apps N` (1000), `--namespaces N` (10), `--approvals N` (50),
 //! `--full N` (10), `--heap-profile` (runs the operator under heaptrack),
-//! `--cpu-profile` (runs it under `perf record` when installed).
+//! `--cpu-profile` (runs it under `perf record` when installed),
+//! `--watch-coalesce-ms N` (the sim's watch coalescing window; its default 20). The operator's
+//! log level is `RAMP_BENCH_OPERATOR_LOG` (default `warn`), in `operator.log`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -44,6 +46,8 @@ struct Args {
     full: usize,
     heap_profile: bool,
     cpu_profile: bool,
+    /// The sim's `--watch-coalesce-ms` (its default when `None`).
+    watch_coalesce_ms: Option<u64>,
 }
 
 fn parse_args() -> Args {
@@ -54,6 +58,7 @@ fn parse_args() -> Args {
         full: 10,
         heap_profile: false,
         cpu_profile: false,
+        watch_coalesce_ms: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -70,6 +75,10 @@ fn parse_args() -> Args {
             }
             "--namespaces" => {
                 a.namespaces = num(i);
+                i += 1;
+            }
+            "--watch-coalesce-ms" => {
+                a.watch_coalesce_ms = Some(num(i) as u64);
                 i += 1;
             }
             "--approvals" => {
@@ -422,7 +431,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn start_sim(dir: &Path) -> (Proc, PathBuf) {
+fn start_sim(dir: &Path, args: &Args) -> (Proc, PathBuf) {
     let kc = dir.join("kubeconfig");
     let crds = shared_crds_dir();
     let child = Command::new(bin("ramp-sim"))
@@ -430,6 +439,11 @@ fn start_sim(dir: &Path) -> (Proc, PathBuf) {
         .arg(&kc)
         .arg("--crds")
         .arg(crds)
+        .args(
+            args.watch_coalesce_ms
+                .map(|ms| vec!["--watch-coalesce-ms".to_string(), ms.to_string()])
+                .unwrap_or_default(),
+        )
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("sim.log")).expect("sim log"))
         .spawn()
@@ -475,7 +489,10 @@ fn start_operator(dir: &Path, kc: &Path, args: &Args) -> Proc {
     let child = cmd
         .args(op_args)
         .env("KUBECONFIG", kc)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("RAMP_BENCH_OPERATOR_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("operator.log")).expect("operator log"))
         .spawn()
@@ -534,7 +551,7 @@ async fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         dir_path.display()
     );
-    let (sim, kc) = start_sim(&dir_path);
+    let (sim, kc) = start_sim(&dir_path, &args);
     let client = client_for(&kc).await;
     let mut rows = Vec::new();
 
@@ -829,7 +846,10 @@ async fn main() {
         println!("| {} | {} |", r.what, r.value);
     }
     drop(operator);
-    if args.heap_profile || args.cpu_profile {
+    if args.heap_profile
+        || args.cpu_profile
+        || std::env::var_os("RAMP_BENCH_OPERATOR_LOG").is_some()
+    {
         let keep = std::env::temp_dir().join("ramp-bench-fleet-profile");
         let _ = std::fs::remove_dir_all(&keep);
         std::fs::create_dir_all(&keep).expect("profile dir");

@@ -144,9 +144,6 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let server = Server::start(Store::new(), config)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    server
-        .write_kubeconfig(&args.kubeconfig)
-        .map_err(|e| format!("cannot write kubeconfig {}: {e}", args.kubeconfig.display()))?;
     let controllers = (!args.no_controllers).then(|| {
         ramp_sim::controllers::Controllers::start(
             server.store().clone(),
@@ -157,6 +154,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         let loaded = load_manifests(server.store(), &args.crds).map_err(|e| e.to_string())?;
         tracing::info!(count = loaded.len(), "loaded manifests");
     }
+    // Last: whoever waits for the kubeconfig finds the manifests served.
+    server
+        .write_kubeconfig(&args.kubeconfig)
+        .map_err(|e| format!("cannot write kubeconfig {}: {e}", args.kubeconfig.display()))?;
     println!(
         "ramp-sim listening on {} (kubeconfig: {})",
         server.url(),
