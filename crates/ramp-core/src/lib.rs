@@ -180,3 +180,52 @@ pub fn compact_replica_set(rs: &mut k8s_openapi::api::apps::v1::ReplicaSet) {
         st.conditions = None;
     }
 }
+
+/// A pod reduced to what the planner reads of a canary pod, for a watch
+/// cache: name, namespace, labels, owners, resourceVersion, and of its
+/// status the container states that are waiting or failed and the
+/// `PodScheduled` condition (see the reasons in a waiting step's message).
+/// The spec, most of the object, is dropped; the planner gives the same
+/// answers from either form.
+pub fn compact_pod(pod: &mut k8s_openapi::api::core::v1::Pod) {
+    use k8s_openapi::api::core::v1::{ContainerStatus, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    let m = std::mem::take(&mut pod.metadata);
+    pod.metadata = ObjectMeta {
+        name: m.name,
+        namespace: m.namespace,
+        labels: m.labels,
+        owner_references: m.owner_references,
+        resource_version: m.resource_version,
+        uid: m.uid,
+        deletion_timestamp: m.deletion_timestamp,
+        ..ObjectMeta::default()
+    };
+    pod.spec = None;
+    let Some(st) = pod.status.take() else {
+        return;
+    };
+    let keep = |list: Option<Vec<ContainerStatus>>| {
+        list.map(|l| {
+            l.into_iter()
+                .map(|c| ContainerStatus {
+                    name: c.name,
+                    ready: c.ready,
+                    state: c.state,
+                    ..ContainerStatus::default()
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    pod.status = Some(PodStatus {
+        conditions: st.conditions.map(|cs| {
+            cs.into_iter()
+                .filter(|c| c.type_ == "PodScheduled" || c.type_ == "Ready")
+                .collect()
+        }),
+        container_statuses: keep(st.container_statuses),
+        init_container_statuses: keep(st.init_container_statuses),
+        phase: st.phase,
+        ..PodStatus::default()
+    });
+}

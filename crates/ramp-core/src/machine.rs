@@ -670,7 +670,17 @@ impl<'a> Planner<'a> {
         if stale {
             self.condition(CONDITION_PROGRESSING, "False", "Healthy", &text);
         }
-        self.message(text);
+        // The outcome of the rollout that just ended says the same and more:
+        // keep it (rewriting it would be a status write that tells nothing).
+        let outcome = self.status.conditions.iter().any(|c| {
+            c.type_ == CONDITION_PROGRESSING
+                && matches!(c.reason.as_deref(), Some("Completed" | "RolledBack"))
+                && c.message.is_some()
+                && c.message == self.status.message
+        });
+        if !outcome {
+            self.message(text);
+        }
     }
 
     fn start(&mut self, w: &Deployment, stable: String, current: String) -> Result<(), PlanError> {

@@ -692,6 +692,73 @@ fn a_virtual_service_without_a_route_to_the_service_is_reported() {
 }
 
 #[test]
+fn compact_canary_pods_plan_exactly_like_full_ones() {
+    let mut w = walkthrough();
+    w.unready.push("workload-demo-canary".into());
+    w.set_version("canary");
+    w.run_until("canary created", |w| w.canary().is_some());
+    w.step();
+    let full: Vec<Pod> = [
+        json!({
+            "metadata": {"name": "workload-demo-canary-abc", "namespace": "default",
+                         "labels": {"app": "demo"}, "annotations": {"big": "x".repeat(4000)},
+                         "resourceVersion": "12", "generateName": "workload-demo-canary-"},
+            "spec": {"containers": [{"name": "nginx", "image": "nginx:nope",
+                                     "env": [{"name": "A", "value": "b"}]}]},
+            "status": {
+                "phase": "Pending", "hostIP": "10.0.0.1", "podIP": "10.1.0.7",
+                "conditions": [
+                    {"type": "Initialized", "status": "True"},
+                    {"type": "PodScheduled", "status": "True"},
+                    {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}
+                ],
+                "initContainerStatuses": [{
+                    "name": "init", "image": "busybox", "imageID": "sha", "ready": false,
+                    "restartCount": 3,
+                    "state": {"terminated": {"exitCode": 2, "reason": "Error"}}
+                }],
+                "containerStatuses": [{
+                    "name": "nginx", "image": "nginx:nope", "imageID": "", "ready": false,
+                    "restartCount": 0,
+                    "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off"}}
+                }]
+            }
+        }),
+        json!({
+            "metadata": {"name": "workload-demo-canary-def"},
+            "status": {"phase": "Pending", "conditions": [{
+                "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "message": "0/3 nodes are available: 3 Insufficient cpu."
+            }]}
+        }),
+    ]
+    .into_iter()
+    .map(|v| serde_json::from_value(v).unwrap())
+    .collect();
+    let mut compact = full.clone();
+    compact.iter_mut().for_each(ramp_core::compact_pod);
+    assert!(
+        compact
+            .iter()
+            .all(|p| p.spec.is_none() && p.metadata.annotations.is_none())
+    );
+    let mut o = w.observe();
+    o.canary_pods = full;
+    let from_full = plan(&o);
+    o.canary_pods = compact;
+    let from_compact = plan(&o);
+    assert_eq!(from_full, from_compact);
+    let msg = from_full.status.message.unwrap();
+    for reason in [
+        "ImagePullBackOff: Back-off",
+        "Error (exit code 2)",
+        "Unschedulable: 0/3 nodes",
+    ] {
+        assert!(msg.contains(reason), "{reason} in {msg}");
+    }
+}
+
+#[test]
 fn canary_pods_that_never_get_ready_wait_with_the_reason_and_abort_restores() {
     let mut w = walkthrough();
     w.unready.push("workload-demo-canary".into());

@@ -211,9 +211,21 @@ fn walk_through_header_then_50_then_80_then_finish() {
         ("True", Some("Completed"))
     );
 
-    // And then it stays quiet.
+    // And then it stays quiet: no writes, not even of the status, whose
+    // message keeps the outcome.
+    let before = w.rollout.status.clone().unwrap();
     let after = w.step();
     assert!(after.actions.is_empty(), "{:?}", after.actions);
+    assert_eq!(after.status, before, "no status write once Healthy");
+    assert!(
+        before
+            .message
+            .as_deref()
+            .unwrap()
+            .starts_with("rollout complete: Deployment workload-demo runs revision"),
+        "{:?}",
+        before.message
+    );
 }
 
 #[test]

@@ -12,10 +12,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, ListParams, PartialObjectMeta, Patch,
-    PatchParams, PostParams,
-};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -31,6 +28,7 @@ use serde_json::{Value, json};
 
 use crate::index::{self, Index};
 use crate::metrics::{Metrics, PhaseLabel, PhaseLabels, RolloutLabels};
+use crate::writes::{self, OwnWrites};
 
 /// Controller errors, by stage.
 #[derive(Debug, thiserror::Error)]
@@ -98,54 +96,6 @@ fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
-/// Rollouts whose status this operator has just replaced, by the
-/// resourceVersion it replaced, until the watch cache shows a newer version.
-///
-/// Our own writes to routing objects or Deployments wake the Rollout again,
-/// often before the watch has delivered the status written in the same
-/// reconcile. Planning from that stale Rollout would repeat a transition
-/// without its grace period (for example, deleting the canary a few
-/// milliseconds after restoring routing), so such a reconcile waits for the
-/// new version instead.
-#[derive(Debug, Default)]
-pub struct StatusWrites(std::sync::Mutex<std::collections::HashMap<(String, String), String>>);
-
-impl StatusWrites {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(String, String), String>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The status of `ns/name` was replaced over version `from`.
-    pub fn written(&self, ns: &str, name: &str, from: &str) {
-        self.lock()
-            .insert((ns.to_string(), name.to_string()), from.to_string());
-    }
-
-    /// Whether version `rv` of `ns/name` predates a status write of ours.
-    /// A newer version clears the record.
-    pub fn is_stale(&self, ns: &str, name: &str, rv: &str) -> bool {
-        let mut m = self.lock();
-        let key = (ns.to_string(), name.to_string());
-        match m.get(&key) {
-            Some(from) if from == rv => true,
-            Some(_) => {
-                m.remove(&key);
-                false
-            }
-            None => false,
-        }
-    }
-
-    /// Drop the record of a Rollout that is gone.
-    pub fn forget(&self, ns: &str, name: &str) {
-        self.lock().remove(&(ns.to_string(), name.to_string()));
-    }
-}
-
 /// Shared state of the reconciler.
 pub struct Context {
     /// API client.
@@ -166,12 +116,17 @@ pub struct Context {
     /// Whether the admission webhook pauses Deployments (else the controller
     /// pauses them itself and warns about the race).
     pub webhook_enabled: bool,
-    /// Status writes the Rollout watch has not delivered yet.
-    pub status_writes: StatusWrites,
+    /// Our writes (status, Services, Deployments, routing) the watches have
+    /// not delivered yet.
+    pub own_writes: OwnWrites,
     /// Every ReplicaSet, compacted (see `ramp_core::compact_replica_set`).
     pub replica_sets: Store<ReplicaSet>,
     /// ReplicaSets by the Deployment owning them.
     pub replica_set_owners: Arc<Index<ReplicaSet>>,
+    /// Canary pods, compacted (see `ramp_core::compact_pod`).
+    pub canary_pods: Store<Pod>,
+    /// Canary pods by their Rollout.
+    pub canary_pod_index: Arc<Index<Pod>>,
     /// Rollouts by what they name.
     pub rollout_index: Arc<Index<Rollout>>,
     /// VirtualServices by the hosts they claim.
@@ -189,6 +144,20 @@ pub fn strip<K: Resource>(o: &mut K) {
 /// Key of a ReplicaSet's owning Deployment.
 fn owner_key(ns: &str, name: &str) -> String {
     format!("owner/{ns}/{name}")
+}
+
+/// Key of the canary pods of a Rollout.
+fn canary_pod_key(ns: &str, rollout: &str) -> String {
+    format!("canary-pods/{ns}/{rollout}")
+}
+
+fn canary_pod_keys(p: &Pod) -> Vec<String> {
+    let ns = p.namespace().unwrap_or_default();
+    p.labels()
+        .get(MANAGED_BY_ROLLOUT_LABEL)
+        .map(|r| canary_pod_key(&ns, r))
+        .into_iter()
+        .collect()
 }
 
 fn replica_set_owner_keys(rs: &ReplicaSet) -> Vec<String> {
@@ -340,12 +309,31 @@ pub async fn run(
     let deployments = caches.events;
     let mut synced = caches.synced;
 
-    let canary_pods = watcher(
-        scope.api::<PartialObjectMeta<Pod>>(&client),
-        watcher::Config::default().labels(MANAGED_BY_ROLLOUT_LABEL),
-    )
-    .default_backoff()
-    .touched_objects();
+    // Canary pods, compacted, found by their Rollout: a pod that fails to
+    // start changes no Deployment field, yet its reason belongs in the
+    // message; no LIST per reconcile while the canary is not ready.
+    let (pod_reader, pod_writer) = reflector::store();
+    let canary_pod_index = Arc::new(Index::new(canary_pod_keys));
+    let (pod_events, pods_synced) = flag_synced(
+        watcher(
+            scope.api::<Pod>(&client),
+            watcher::Config::default().labels(MANAGED_BY_ROLLOUT_LABEL),
+        )
+        .default_backoff()
+        .modify(ramp_core::compact_pod),
+    );
+    synced.push(pods_synced);
+    let canary_pods = {
+        let idx = canary_pod_index.clone();
+        pod_events
+            .inspect(move |e| {
+                if let Ok(e) = e {
+                    idx.observe(e);
+                }
+            })
+            .reflect(pod_writer)
+            .touched_objects()
+    };
 
     // ReplicaSets, compacted, found by their Deployment: no LIST per reconcile.
     let (rs_reader, rs_writer) = reflector::store();
@@ -460,9 +448,11 @@ pub async fn run(
         services: svc_reader,
         routing,
         webhook_enabled,
-        status_writes: StatusWrites::default(),
+        own_writes: OwnWrites::default(),
         replica_sets: rs_reader,
         replica_set_owners,
+        canary_pods: pod_reader,
+        canary_pod_index,
         rollout_index: rollout_index.clone(),
         virtual_service_hosts: virtual_service_hosts.clone(),
     });
@@ -509,9 +499,7 @@ pub async fn run(
         })
         // Canary pods: a pod that fails to start (image pull, crash loop)
         // changes no Deployment field, yet its reason belongs in the message.
-        .watches_stream(canary_pods, |p: PartialObjectMeta<Pod>| {
-            rollout_of_canary_pod(&p.metadata)
-        })
+        .watches_stream(canary_pods, |p: Pod| rollout_of_canary_pod(&p.metadata))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
@@ -639,28 +627,24 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
         let status = c.status.clone().unwrap_or_default();
         let want = c.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
         if status.ready_replicas.unwrap_or(0) < want {
-            let selector = c
+            let labels = c
                 .spec
                 .as_ref()
                 .and_then(|s| s.template.metadata.as_ref())
-                .and_then(|m| m.labels.as_ref())
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
+                .and_then(|m| m.labels.clone())
                 .unwrap_or_default();
-            ctx.metrics.api_request("list");
-            let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-            obs.canary_pods = api
-                .list(&ListParams::default().labels(&selector))
-                .await
-                .map_err(|source| Error::Fetch {
-                    what: format!("pods of Deployment {ns}/{}", c.name_any()),
-                    source,
-                })?
-                .items;
+            for (pns, pname) in ctx
+                .canary_pod_index
+                .get(&canary_pod_key(&ns, &ro.name_any()))
+            {
+                let Some(p) = ctx.canary_pods.get(&ObjectRef::new(&pname).within(&pns)) else {
+                    continue;
+                };
+                let own = p.labels();
+                if labels.iter().all(|(k, v)| own.get(k) == Some(v)) {
+                    obs.canary_pods.push((*p).clone());
+                }
+            }
         }
     }
 
@@ -776,14 +760,17 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error
         return Ok(Requeue::await_change());
     }
 
-    if ctx.status_writes.is_stale(
-        &ns,
-        &name,
-        ro.resource_version().as_deref().unwrap_or_default(),
-    ) {
-        // The watch brings the status we wrote (and with it a reconcile);
-        // the fallback requeue covers a watch that restarts meanwhile.
-        tracing::debug!(rollout = %format!("{ns}/{name}"), "waiting for the watch to deliver our status write");
+    if let Some(what) = ctx.own_writes.undelivered(&ns, &name, |kind, n| {
+        if kind == writes::ROLLOUT {
+            ro.resource_version()
+        } else {
+            cached_version(&ctx, &ns, kind, n)
+        }
+    }) {
+        // The watch brings what we wrote (and with it a reconcile); planning
+        // from the older cache would repeat the write. The fallback requeue
+        // covers a watch that restarts meanwhile.
+        tracing::debug!(rollout = %format!("{ns}/{name}"), write = %what, "waiting for the watch to deliver our write");
         return Ok(Requeue::requeue(Duration::from_secs(1)));
     }
     let observed = observe(&ro, &ctx).await?;
@@ -792,7 +779,7 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error
         tracing::info!(rollout = %format!("{ns}/{name}"), problem = %e, "rollout waits");
     }
     for action in &plan.actions {
-        execute(action, &ns, &ctx).await?;
+        execute(action, &ns, &name, &ctx).await?;
     }
     publish_events(&ro, &plan, &ctx).await;
     record_metrics(&ro, &plan, &ctx);
@@ -803,7 +790,7 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error
     if ro.metadata.deletion_timestamp.is_some() && plan.cleanup_complete {
         remove_finalizer(&api, &ro, &ctx).await?;
         ctx.metrics.forget_rollout(&ns, &name);
-        ctx.status_writes.forget(&ns, &name);
+        ctx.own_writes.forget(&ns, &name);
         return Ok(Requeue::await_change());
     }
     Ok(match plan.requeue_after {
@@ -829,7 +816,46 @@ fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Requeue {
     }
 }
 
-async fn execute(action: &Action, ns: &str, ctx: &Context) -> Result<(), Error> {
+/// The resourceVersion of `kind/name` in the watch cache holding it.
+fn cached_version(ctx: &Context, ns: &str, kind: &str, name: &str) -> Option<String> {
+    match kind {
+        "Deployment" => {
+            let key = ObjectRef::new(name).within(ns);
+            ctx.deployments
+                .get(&key)
+                .or_else(|| ctx.canary_deployments.get(&key))
+                .and_then(|d| d.resource_version())
+        }
+        "Service" => ctx
+            .services
+            .get(&ObjectRef::new(name).within(ns))
+            .and_then(|s| s.resource_version()),
+        kind => {
+            let (_, ar) = routing_kinds().into_iter().find(|(k, _)| *k == kind)?;
+            ctx.routing
+                .get(kind)?
+                .get(&ObjectRef::new_with(name, ar).within(ns))
+                .and_then(|o| o.resource_version())
+        }
+    }
+}
+
+/// Whether a watch cache will show `kind` objects with this metadata: the
+/// Deployment caches hold only labelled Deployments, routing kinds are cached
+/// only when their CRD is installed.
+fn cached_kind(ctx: &Context, kind: &str, meta: &kube::core::ObjectMeta) -> bool {
+    match kind {
+        "Deployment" => meta.labels.as_ref().is_some_and(|l| {
+            l.contains_key(CONTROLLED_BY_LABEL) || l.contains_key(MANAGED_BY_ROLLOUT_LABEL)
+        }),
+        "Service" => true,
+        kind => ctx.routing.contains_key(kind),
+    }
+}
+
+/// Execute one planned write for the Rollout `ns/rollout`, and remember it
+/// until the watch delivers it (see [`OwnWrites`]).
+async fn execute(action: &Action, ns: &str, rollout: &str, ctx: &Context) -> Result<(), Error> {
     let client = ctx.client.clone();
     let fail = |source: kube::Error| {
         if is_conflict(&source) {
@@ -843,47 +869,60 @@ async fn execute(action: &Action, ns: &str, ctx: &Context) -> Result<(), Error> 
             }
         }
     };
+    let (kind, name) = action.target();
+    let before = cached_version(ctx, ns, kind, name);
     let apply = PatchParams::apply(FIELD_MANAGER).force();
     tracing::info!(namespace = ns, action = %action, "applying");
     ctx.metrics.api_request(action.verb());
-    match action {
+    // The written object's metadata; `None`: gone (or already absent).
+    let written: Option<kube::core::ObjectMeta> = match action {
         Action::ApplyDeployment(d) => {
             let api: Api<Deployment> = Api::namespaced(client, ns);
-            api.patch(&d.name_any(), &apply, &Patch::Apply(d.as_ref()))
+            let o = api
+                .patch(&d.name_any(), &apply, &Patch::Apply(d.as_ref()))
                 .await
                 .map_err(fail)?;
+            Some(o.metadata)
         }
         Action::PatchDeployment { name, patch } => {
             let api: Api<Deployment> = Api::namespaced(client, ns);
-            api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            let o = api
+                .patch(name, &PatchParams::default(), &Patch::Merge(patch))
                 .await
                 .map_err(fail)?;
+            Some(o.metadata)
         }
         Action::DeleteDeployment { name } => {
             let api: Api<Deployment> = Api::namespaced(client, ns);
             match api.delete(name, &DeleteParams::background()).await {
-                Ok(_) => {}
-                Err(e) if is_not_found(&e) => {}
+                // Gone or going: either way the cache changes.
+                Ok(_) => None,
+                Err(e) if is_not_found(&e) => None,
                 Err(e) => return Err(fail(e)),
             }
         }
         Action::ApplyService(s) => {
             let api: Api<Service> = Api::namespaced(client, ns);
-            api.patch(&s.name_any(), &apply, &Patch::Apply(s.as_ref()))
+            let o = api
+                .patch(&s.name_any(), &apply, &Patch::Apply(s.as_ref()))
                 .await
                 .map_err(fail)?;
+            Some(o.metadata)
         }
         Action::PatchService { name, patch } => {
             let api: Api<Service> = Api::namespaced(client, ns);
-            api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            let o = api
+                .patch(name, &PatchParams::default(), &Patch::Merge(patch))
                 .await
                 .map_err(fail)?;
+            Some(o.metadata)
         }
         Action::DeleteService { name } => {
             let api: Api<Service> = Api::namespaced(client, ns);
             match api.delete(name, &DeleteParams::background()).await {
-                Ok(_) => {}
-                Err(e) if is_not_found(&e) => {}
+                // Gone or going: either way the cache changes.
+                Ok(_) => None,
+                Err(e) if is_not_found(&e) => None,
                 Err(e) => return Err(fail(e)),
             }
         }
@@ -895,14 +934,26 @@ async fn execute(action: &Action, ns: &str, ctx: &Context) -> Result<(), Error> 
         } => {
             let ar = routing_resource(api_version, kind);
             let api: Api<DynamicObject> = Api::namespaced_with(client, ns, &ar);
-            api.patch(
-                name,
-                &PatchParams::default(),
-                &Patch::<Value>::Json(patch.clone()),
-            )
-            .await
-            .map_err(fail)?;
+            let o = api
+                .patch(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::<Value>::Json(patch.clone()),
+                )
+                .await
+                .map_err(fail)?;
+            Some(o.metadata)
         }
+    };
+    let after = written.as_ref().and_then(|m| m.resource_version.clone());
+    let visible = match &written {
+        Some(m) => cached_kind(ctx, kind, m),
+        // Deleted: the cache drops it if it held it.
+        None => before.is_some(),
+    };
+    if visible && (before.is_some() || after.is_some()) {
+        ctx.own_writes
+            .record(ns, rollout, kind, name, before.as_deref(), after.as_deref());
     }
     Ok(())
 }
@@ -916,6 +967,17 @@ async fn write_status(
     status: &RolloutStatus,
     ctx: &Context,
 ) -> Result<(), Error> {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let cs = status.canary_status.as_ref();
+        tracing::debug!(
+            rollout = %format!("{}/{}", ro.namespace().unwrap_or_default(), ro.name_any()),
+            phase = ?status.phase,
+            step = ?cs.map(|c| (c.current_step_index, &c.current_step_state, &c.finalising_step)),
+            ready = ?cs.map(|c| (c.canary_replicas, c.canary_ready_replicas)),
+            message = ?status.message,
+            "writing status"
+        );
+    }
     let mut next = ro.clone();
     next.status = Some(status.clone());
     next.metadata.managed_fields = None;
@@ -924,11 +986,14 @@ async fn write_status(
         .replace_status(&ro.name_any(), &PostParams::default(), &next)
         .await
     {
-        Ok(_) => {
-            ctx.status_writes.written(
+        Ok(written) => {
+            ctx.own_writes.record(
                 &ro.namespace().unwrap_or_default(),
                 &ro.name_any(),
-                ro.resource_version().as_deref().unwrap_or_default(),
+                writes::ROLLOUT,
+                &ro.name_any(),
+                ro.resource_version().as_deref(),
+                written.resource_version().as_deref(),
             );
             Ok(())
         }
@@ -1184,30 +1249,5 @@ mod tests {
         assert!(!*flag.borrow());
         events.next().await;
         assert!(*flag.borrow());
-    }
-
-    #[test]
-    fn a_rollout_read_before_our_status_write_arrived_is_stale_until_a_newer_one() {
-        let w = StatusWrites::default();
-        assert!(!w.is_stale("ns", "demo", "10"), "nothing written yet");
-        w.written("ns", "demo", "10");
-        // The cache still has version 10: plan nothing from it.
-        assert!(w.is_stale("ns", "demo", "10"));
-        assert!(w.is_stale("ns", "demo", "10"));
-        // Other Rollouts are not affected.
-        assert!(!w.is_stale("ns", "other", "10"));
-        assert!(!w.is_stale("other-ns", "demo", "10"));
-        // The watch delivered our write (or anything newer): fresh again,
-        // and the record is gone.
-        assert!(!w.is_stale("ns", "demo", "11"));
-        assert!(!w.is_stale("ns", "demo", "10"));
-    }
-
-    #[test]
-    fn a_deleted_rollout_is_forgotten() {
-        let w = StatusWrites::default();
-        w.written("ns", "demo", "7");
-        w.forget("ns", "demo");
-        assert!(!w.is_stale("ns", "demo", "7"));
     }
 }

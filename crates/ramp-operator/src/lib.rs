@@ -11,3 +11,4 @@ pub mod leader;
 pub mod metrics;
 pub mod registration;
 pub mod webhook;
+pub mod writes;
