@@ -26,6 +26,7 @@ use ramp_api::{Rollout, RolloutStatus};
 use ramp_core::{Action, Observed, Plan};
 use serde_json::{Value, json};
 
+use crate::cache::Compact;
 use crate::index::{self, Index};
 use crate::metrics::{Metrics, PhaseLabel, PhaseLabels, RolloutLabels};
 use crate::writes::{self, OwnWrites};
@@ -105,14 +106,14 @@ pub struct Context {
     /// Event recorder.
     pub recorder: crate::events::Publisher,
     /// Deployments ramp controls (stable, labelled).
-    pub deployments: Store<Deployment>,
+    pub deployments: Arc<Compact<Deployment>>,
     /// Deployments ramp created (canaries).
-    pub canary_deployments: Store<Deployment>,
+    pub canary_deployments: Arc<Compact<Deployment>>,
     /// Services.
-    pub services: Store<Service>,
+    pub services: Arc<Compact<Service>>,
     /// Watch caches of the routing kinds whose CRDs are installed
     /// (VirtualService, DestinationRule, HTTPRoute), by kind.
-    pub routing: BTreeMap<&'static str, Store<DynamicObject>>,
+    pub routing: BTreeMap<&'static str, Arc<Compact<DynamicObject>>>,
     /// Whether the admission webhook pauses Deployments (else the controller
     /// pauses them itself and warns about the race).
     pub webhook_enabled: bool,
@@ -120,11 +121,11 @@ pub struct Context {
     /// not delivered yet.
     pub own_writes: OwnWrites,
     /// Every ReplicaSet, compacted (see `ramp_core::compact_replica_set`).
-    pub replica_sets: Store<ReplicaSet>,
+    pub replica_sets: Arc<Compact<ReplicaSet>>,
     /// ReplicaSets by the Deployment owning them.
     pub replica_set_owners: Arc<Index<ReplicaSet>>,
     /// Canary pods, compacted (see `ramp_core::compact_pod`).
-    pub canary_pods: Store<Pod>,
+    pub canary_pods: Arc<Compact<Pod>>,
     /// Canary pods by their Rollout.
     pub canary_pod_index: Arc<Index<Pod>>,
     /// Rollouts by what they name.
@@ -312,7 +313,7 @@ pub async fn run(
     // Canary pods, compacted, found by their Rollout: a pod that fails to
     // start changes no Deployment field, yet its reason belongs in the
     // message; no LIST per reconcile while the canary is not ready.
-    let (pod_reader, pod_writer) = reflector::store();
+    let pod_cache = Arc::new(Compact::<Pod>::new());
     let canary_pod_index = Arc::new(Index::new(canary_pod_keys));
     let (pod_events, pods_synced) = flag_synced(
         watcher(
@@ -324,19 +325,19 @@ pub async fn run(
     );
     synced.push(pods_synced);
     let canary_pods = {
-        let idx = canary_pod_index.clone();
+        let (idx, cache) = (canary_pod_index.clone(), pod_cache.clone());
         pod_events
             .inspect(move |e| {
                 if let Ok(e) = e {
                     idx.observe(e);
+                    cache.observe(e);
                 }
             })
-            .reflect(pod_writer)
             .touched_objects()
     };
 
     // ReplicaSets, compacted, found by their Deployment: no LIST per reconcile.
-    let (rs_reader, rs_writer) = reflector::store();
+    let rs_cache = Arc::new(Compact::<ReplicaSet>::new());
     let replica_set_owners = Arc::new(Index::new(replica_set_owner_keys));
     let (rs_events, rs_synced) = flag_synced(
         watcher(
@@ -348,27 +349,35 @@ pub async fn run(
     );
     synced.push(rs_synced);
     {
-        let owners = replica_set_owners.clone();
-        let events = rs_events
-            .inspect(move |e| {
-                if let Ok(e) = e {
-                    owners.observe(e);
-                }
-            })
-            .reflect(rs_writer);
+        let (owners, cache) = (replica_set_owners.clone(), rs_cache.clone());
+        let events = rs_events.inspect(move |e| {
+            if let Ok(e) = e {
+                owners.observe(e);
+                cache.observe(e);
+            }
+        });
         // Nothing reconciles on a ReplicaSet change (its Deployment's status
         // changes with it); the stream only feeds the cache.
         tokio::spawn(events.for_each(|_| async {}));
     }
 
-    let (svc_reader, svc_writer) = reflector::store();
+    let svc_cache = Arc::new(Compact::<Service>::new());
     let (services, svc_synced) = flag_synced(
         watcher(scope.api::<Service>(&client), watcher::Config::default())
             .default_backoff()
             .modify(strip),
     );
     synced.push(svc_synced);
-    let services = services.reflect(svc_writer).touched_objects();
+    let services = {
+        let cache = svc_cache.clone();
+        services
+            .inspect(move |e| {
+                if let Ok(e) = e {
+                    cache.observe(e);
+                }
+            })
+            .touched_objects()
+    };
 
     // Routing objects: one watch cache per kind whose CRD is installed.
     let mut routing = BTreeMap::new();
@@ -387,8 +396,8 @@ pub async fn run(
             Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
             None => Api::all_with(client.clone(), &ar),
         };
-        let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
-        routing.insert(kind, writer.as_reader());
+        let cache = Arc::new(Compact::<DynamicObject>::new());
+        routing.insert(kind, cache.clone());
         let (events, flag) = flag_synced(
             watcher(api, watcher::Config::default())
                 .default_backoff()
@@ -397,11 +406,14 @@ pub async fn run(
         synced.push(flag);
         let hosts = (kind == "VirtualService").then(|| virtual_service_hosts.clone());
         let events = events.inspect(move |e| {
-            if let (Some(hosts), Ok(e)) = (&hosts, e) {
-                hosts.observe(e);
+            if let Ok(e) = e {
+                if let Some(hosts) = &hosts {
+                    hosts.observe(e);
+                }
+                cache.observe(e);
             }
         });
-        let stream = events.reflect(writer).touched_objects().map(move |r| {
+        let stream = events.touched_objects().map(move |r| {
             r.map(|mut o| {
                 // Watch events carry no TypeMeta on some servers: name the kind.
                 o.types.get_or_insert_with(|| kube::core::TypeMeta {
@@ -445,13 +457,13 @@ pub async fn run(
         recorder: crate::events::Publisher::new(client.clone(), reporter),
         deployments: caches.controlled,
         canary_deployments: caches.canaries,
-        services: svc_reader,
+        services: svc_cache,
         routing,
         webhook_enabled,
         own_writes: OwnWrites::default(),
-        replica_sets: rs_reader,
+        replica_sets: rs_cache,
         replica_set_owners,
-        canary_pods: pod_reader,
+        canary_pods: pod_cache,
         canary_pod_index,
         rollout_index: rollout_index.clone(),
         virtual_service_hosts: virtual_service_hosts.clone(),
@@ -545,9 +557,9 @@ where
 /// The Deployment caches and the merged stream of their changes.
 pub struct DeploymentCaches<S> {
     /// Stable Deployments ramp adopted.
-    pub controlled: Store<Deployment>,
+    pub controlled: Arc<Compact<Deployment>>,
     /// Canary Deployments ramp created.
-    pub canaries: Store<Deployment>,
+    pub canaries: Arc<Compact<Deployment>>,
     /// Changes of either, for the controller's mapper.
     pub events: S,
     /// One flag per watch, true once it has listed everything.
@@ -566,17 +578,25 @@ where
     A: Stream<Item = Result<watcher::Event<Deployment>, watcher::Error>> + Send + 'static,
     B: Stream<Item = Result<watcher::Event<Deployment>, watcher::Error>> + Send + 'static,
 {
-    let (controlled_reader, controlled_writer) = reflector::store();
-    let (canary_reader, canary_writer) = reflector::store();
+    let controlled_cache = Arc::new(Compact::<Deployment>::new());
+    let canary_cache = Arc::new(Compact::<Deployment>::new());
     let (a, a_synced) = flag_synced(controlled);
     let (b, b_synced) = flag_synced(canaries);
+    let feed = |cache: &Arc<Compact<Deployment>>| {
+        let cache = cache.clone();
+        move |e: &Result<watcher::Event<Deployment>, watcher::Error>| {
+            if let Ok(e) = e {
+                cache.observe(e);
+            }
+        }
+    };
     let events = futures::stream::select(
-        a.reflect(controlled_writer).touched_objects(),
-        b.reflect(canary_writer).touched_objects(),
+        a.inspect(feed(&controlled_cache)).touched_objects(),
+        b.inspect(feed(&canary_cache)).touched_objects(),
     );
     DeploymentCaches {
-        controlled: controlled_reader,
-        canaries: canary_reader,
+        controlled: controlled_cache,
+        canaries: canary_cache,
         events,
         synced: vec![a_synced, b_synced],
     }
@@ -592,11 +612,9 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
     let client = &ctx.client;
 
     let workload_name = &ro.spec.workload_ref.name;
-    let cached = ctx
-        .deployments
-        .get(&ObjectRef::new(workload_name).within(&ns));
+    let cached = ctx.deployments.get(&ns, workload_name);
     obs.workload = match cached {
-        Some(d) => Some((*d).clone()),
+        Some(d) => Some(d),
         None => {
             // Not adopted yet (no label): read it directly.
             ctx.metrics.api_request("get");
@@ -611,14 +629,13 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
     };
     obs.canary_workload = ctx
         .canary_deployments
-        .get(&ObjectRef::new(&canary_workload_name(workload_name)).within(&ns))
-        .map(|d| (*d).clone());
+        .get(&ns, &canary_workload_name(workload_name));
 
     // ReplicaSets of the workload and of its canary, from the cache.
     for d in [&obs.workload, &obs.canary_workload].into_iter().flatten() {
         for (ns, name) in ctx.replica_set_owners.get(&owner_key(&ns, &d.name_any())) {
-            if let Some(rs) = ctx.replica_sets.get(&ObjectRef::new(&name).within(&ns)) {
-                obs.replica_sets.push((*rs).clone());
+            if let Some(rs) = ctx.replica_sets.get(&ns, &name) {
+                obs.replica_sets.push(rs);
             }
         }
     }
@@ -637,35 +654,23 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
                 .canary_pod_index
                 .get(&canary_pod_key(&ns, &ro.name_any()))
             {
-                let Some(p) = ctx.canary_pods.get(&ObjectRef::new(&pname).within(&pns)) else {
+                let Some(p) = ctx.canary_pods.get(&pns, &pname) else {
                     continue;
                 };
                 let own = p.labels();
                 if labels.iter().all(|(k, v)| own.get(k) == Some(v)) {
-                    obs.canary_pods.push((*p).clone());
+                    obs.canary_pods.push(p);
                 }
             }
         }
     }
 
     if let Some(t) = routing_of(ro) {
-        obs.stable_service = ctx
-            .services
-            .get(&ObjectRef::new(&t.service).within(&ns))
-            .map(|s| (*s).clone());
-        obs.canary_service = ctx
-            .services
-            .get(&ObjectRef::new(&canary_service_name(&t.service)).within(&ns))
-            .map(|s| (*s).clone());
+        obs.stable_service = ctx.services.get(&ns, &t.service);
+        obs.canary_service = ctx.services.get(&ns, &canary_service_name(&t.service));
         for r in &t.routing_refs() {
-            let cached = routing_kinds()
-                .into_iter()
-                .find(|(k, _)| *k == r.kind)
-                .and_then(|(k, ar)| Some((ctx.routing.get(k)?, ar)));
-            let obj = match cached {
-                Some((store, ar)) => store
-                    .get(&ObjectRef::new_with(&r.name, ar).within(&ns))
-                    .map(|o| (*o).clone()),
+            let obj = match ctx.routing.get(r.kind.as_str()) {
+                Some(cache) => cache.get(&ns, &r.name),
                 None => {
                     // Kinds without a watch cache are read directly.
                     let ar = routing_resource(&r.api_version, &r.kind);
@@ -725,10 +730,9 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
             }
             let ar = routing_resource("networking.istio.io/v1", "VirtualService");
             for name in names {
-                let Some(o) = vs.get(&ObjectRef::new_with(&name, ar.clone()).within(&ns)) else {
+                let Some(mut o) = vs.get(&ns, &name) else {
                     continue;
                 };
-                let mut o = (*o).clone();
                 o.types = Some(kube::core::TypeMeta {
                     api_version: ar.api_version.clone(),
                     kind: ar.kind.clone(),
@@ -819,24 +823,12 @@ fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Requeue {
 /// The resourceVersion of `kind/name` in the watch cache holding it.
 fn cached_version(ctx: &Context, ns: &str, kind: &str, name: &str) -> Option<String> {
     match kind {
-        "Deployment" => {
-            let key = ObjectRef::new(name).within(ns);
-            ctx.deployments
-                .get(&key)
-                .or_else(|| ctx.canary_deployments.get(&key))
-                .and_then(|d| d.resource_version())
-        }
-        "Service" => ctx
-            .services
-            .get(&ObjectRef::new(name).within(ns))
-            .and_then(|s| s.resource_version()),
-        kind => {
-            let (_, ar) = routing_kinds().into_iter().find(|(k, _)| *k == kind)?;
-            ctx.routing
-                .get(kind)?
-                .get(&ObjectRef::new_with(name, ar).within(ns))
-                .and_then(|o| o.resource_version())
-        }
+        "Deployment" => ctx
+            .deployments
+            .version(ns, name)
+            .or_else(|| ctx.canary_deployments.version(ns, name)),
+        "Service" => ctx.services.version(ns, name),
+        kind => ctx.routing.get(kind)?.version(ns, name),
     }
 }
 
@@ -1193,10 +1185,6 @@ mod tests {
         ]
     }
 
-    fn key(name: &str) -> ObjectRef<Deployment> {
-        ObjectRef::new(name).within("ns")
-    }
-
     #[tokio::test]
     async fn both_deployment_watches_keep_their_objects_when_their_lists_interleave() {
         // The two initial lists arrive interleaved (as after an operator
@@ -1210,9 +1198,9 @@ mod tests {
         );
         let touched: Vec<String> = caches.events.map(|d| d.unwrap().name_any()).collect().await;
         assert_eq!(touched.len(), 2);
-        assert!(caches.controlled.get(&key("workload-demo")).is_some());
+        assert!(caches.controlled.contains("ns", "workload-demo"));
         assert!(
-            caches.canaries.get(&key("workload-demo-canary")).is_some(),
+            caches.canaries.contains("ns", "workload-demo-canary"),
             "the canary must stay in the cache after the stable Deployment's list"
         );
         for flag in &caches.synced {

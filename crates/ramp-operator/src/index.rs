@@ -8,7 +8,7 @@
 //! A re-list builds a fresh table aside and swaps it in at `InitDone`, like
 //! the reflector does, so lookups stay answered meanwhile.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
 
 use kube::ResourceExt;
@@ -23,7 +23,9 @@ pub type Id = (String, String);
 
 #[derive(Default)]
 struct Table {
-    by_key: HashMap<String, BTreeSet<Id>>,
+    /// Sorted, without duplicates; most keys name one object, and a `Vec`
+    /// of one costs a tenth of a B-tree node.
+    by_key: HashMap<String, Vec<Id>>,
     keys_of: HashMap<Id, Vec<String>>,
 }
 
@@ -31,7 +33,9 @@ impl Table {
     fn remove(&mut self, id: &Id) {
         for k in self.keys_of.remove(id).unwrap_or_default() {
             if let Some(set) = self.by_key.get_mut(&k) {
-                set.remove(id);
+                if let Ok(i) = set.binary_search(id) {
+                    set.remove(i);
+                }
                 if set.is_empty() {
                     self.by_key.remove(&k);
                 }
@@ -42,7 +46,10 @@ impl Table {
     fn apply(&mut self, id: Id, keys: Vec<String>) {
         self.remove(&id);
         for k in &keys {
-            self.by_key.entry(k.clone()).or_default().insert(id.clone());
+            let set = self.by_key.entry(k.clone()).or_default();
+            if let Err(i) = set.binary_search(&id) {
+                set.insert(i, id.clone());
+            }
         }
         self.keys_of.insert(id, keys);
     }
@@ -104,7 +111,7 @@ impl<K: ResourceExt> Index<K> {
         s.live
             .by_key
             .get(key)
-            .map(|set| set.iter().cloned().collect())
+            .map(|set| set.to_vec())
             .unwrap_or_default()
     }
 

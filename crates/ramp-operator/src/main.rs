@@ -180,7 +180,6 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
 
     // Webhooks: serve them on every replica, leader or not.
     let webhook_enabled = !args.no_webhook;
-    let (rollout_store, rollout_writer) = kube::runtime::reflector::store();
     if webhook_enabled {
         let listener = tokio::net::TcpListener::bind(args.webhook_listen)
             .await
@@ -215,8 +214,8 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             &bundle.ca_cert_pem,
         )
         .await?;
-        let lister: std::sync::Arc<dyn webhook::RolloutLister> =
-            std::sync::Arc::new(rollout_store.clone());
+        let owners = std::sync::Arc::new(webhook::WorkloadOwners::default());
+        let lister: std::sync::Arc<dyn webhook::RolloutLister> = owners.clone();
         tracing::info!(addr = %local, "webhooks listening (HTTPS)");
         tokio::spawn(webhook::serve(
             listener,
@@ -224,15 +223,19 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             webhook::router(lister),
             stopped(stop_rx.clone()),
         ));
-        // The validating webhook compares against every Rollout.
+        // The validating webhook looks Rollouts up by the workload they name.
         let api: kube::Api<ramp_api::Rollout> = kube::Api::all(client.clone());
         tokio::spawn(async move {
             use futures::StreamExt;
             use kube::runtime::WatchStreamExt;
             kube::runtime::watcher(api, kube::runtime::watcher::Config::default())
                 .default_backoff()
-                .reflect(rollout_writer)
-                .for_each(|_| async {})
+                .for_each(|e| {
+                    if let Ok(e) = &e {
+                        owners.observe(e);
+                    }
+                    async {}
+                })
                 .await;
         });
     }

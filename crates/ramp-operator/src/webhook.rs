@@ -57,10 +57,12 @@ pub fn deployment_pause_patch(old: &Deployment, new: &Deployment) -> Option<json
 /// Why a Rollout write is refused, or `Ok` when it may pass.
 ///
 /// `others` are the other Rollouts in the same namespace.
+/// `controlling`: the names of the Rollouts (not being deleted) that already
+/// control `new`'s workload.
 pub fn review_rollout(
     old: Option<&Rollout>,
     new: &Rollout,
-    others: &[Arc<Rollout>],
+    controlling: &[String],
 ) -> Result<(), String> {
     let mut problems: Vec<String> = match old {
         Some(old) => ramp_api::validate_rollout_update(old, new),
@@ -71,17 +73,10 @@ pub fn review_rollout(
     .collect();
     let name = new.metadata.name.as_deref().unwrap_or_default();
     let w = &new.spec.workload_ref;
-    if let Some(other) = others.iter().find(|o| {
-        o.metadata.name.as_deref() != Some(name)
-            && o.metadata.deletion_timestamp.is_none()
-            && o.spec.workload_ref.kind == w.kind
-            && o.spec.workload_ref.name == w.name
-    }) {
+    if let Some(other) = controlling.iter().find(|o| o.as_str() != name) {
         problems.push(format!(
-            "spec.workloadRef: {} {:?} is already controlled by Rollout {:?}; one Rollout per workload",
-            w.kind,
-            w.name,
-            other.metadata.name.as_deref().unwrap_or_default()
+            "spec.workloadRef: {} {:?} is already controlled by Rollout {other:?}; one Rollout per workload",
+            w.kind, w.name,
         ));
     }
     if problems.is_empty() {
@@ -96,15 +91,51 @@ pub fn review_rollout(
 
 /// Source of the Rollouts the validating webhook compares against.
 pub trait RolloutLister: Send + Sync + 'static {
-    /// Rollouts in `namespace`.
-    fn rollouts_in(&self, namespace: &str) -> Vec<Arc<Rollout>>;
+    /// Names of the Rollouts in `namespace`, not being deleted, whose
+    /// `workloadRef` is `kind/name`.
+    fn controlling(&self, namespace: &str, kind: &str, name: &str) -> Vec<String>;
 }
 
-impl RolloutLister for kube::runtime::reflector::Store<Rollout> {
-    fn rollouts_in(&self, namespace: &str) -> Vec<Arc<Rollout>> {
-        self.state()
+fn workload_key(ns: &str, kind: &str, name: &str) -> String {
+    format!("{ns}/{kind}/{name}")
+}
+
+fn workload_keys(r: &Rollout) -> Vec<String> {
+    if r.metadata.deletion_timestamp.is_some() {
+        return Vec::new();
+    }
+    let w = &r.spec.workload_ref;
+    vec![workload_key(
+        r.metadata.namespace.as_deref().unwrap_or_default(),
+        &w.kind,
+        &w.name,
+    )]
+}
+
+/// Rollouts by the workload they name, fed by a Rollout watch: what the
+/// validating webhook needs (a hash lookup per review, a few hundred bytes
+/// per Rollout, instead of a cache of every Rollout scanned per review).
+pub struct WorkloadOwners(crate::index::Index<Rollout>);
+
+impl Default for WorkloadOwners {
+    fn default() -> Self {
+        WorkloadOwners(crate::index::Index::new(workload_keys))
+    }
+}
+
+impl WorkloadOwners {
+    /// Follow one watch event.
+    pub fn observe(&self, ev: &kube::runtime::watcher::Event<Rollout>) {
+        self.0.observe(ev);
+    }
+}
+
+impl RolloutLister for WorkloadOwners {
+    fn controlling(&self, namespace: &str, kind: &str, name: &str) -> Vec<String> {
+        self.0
+            .get(&workload_key(namespace, kind, name))
             .into_iter()
-            .filter(|r| r.metadata.namespace.as_deref() == Some(namespace))
+            .map(|(_, n)| n)
             .collect()
     }
 }
@@ -158,8 +189,13 @@ async fn validate_rollout(
     if !matches!(req.operation, Operation::Create | Operation::Update) {
         return respond(res);
     }
-    let others = lister.rollouts_in(req.namespace.as_deref().unwrap_or_default());
-    match review_rollout(req.old_object.as_ref(), new, &others) {
+    let w = &new.spec.workload_ref;
+    let controlling = lister.controlling(
+        req.namespace.as_deref().unwrap_or_default(),
+        &w.kind,
+        &w.name,
+    );
+    match review_rollout(req.old_object.as_ref(), new, &controlling) {
         Ok(()) => respond(res),
         Err(msg) => respond(res.deny(msg)),
     }
@@ -312,21 +348,38 @@ mod tests {
         .unwrap()
     }
 
+    fn controlling(owners: &WorkloadOwners, r: &Rollout) -> Vec<String> {
+        let w = &r.spec.workload_ref;
+        owners.controlling("default", &w.kind, &w.name)
+    }
+
     #[test]
     fn one_rollout_per_workload() {
-        let a = Arc::new(rollout("a", "web"));
+        use kube::runtime::watcher::Event;
+        let owners = WorkloadOwners::default();
+        let a = rollout("a", "web");
+        owners.observe(&Event::Apply(a.clone()));
         let b = rollout("b", "web");
-        let err = review_rollout(None, &b, std::slice::from_ref(&a)).unwrap_err();
+        let err = review_rollout(None, &b, &controlling(&owners, &b)).unwrap_err();
         assert_eq!(
             err,
             "Rollout \"b\" is invalid: spec.workloadRef: Deployment \"web\" is already controlled by Rollout \"a\"; one Rollout per workload"
         );
-        // Updating the same Rollout is fine.
+        // Updating the same Rollout is fine; another workload too.
         assert_eq!(
-            review_rollout(Some(&a), &a, std::slice::from_ref(&a)),
+            review_rollout(Some(&a), &a, &controlling(&owners, &a)),
             Ok(())
         );
-        assert_eq!(review_rollout(None, &rollout("c", "api"), &[a]), Ok(()));
+        let c = rollout("c", "api");
+        assert_eq!(review_rollout(None, &c, &controlling(&owners, &c)), Ok(()));
+        // A Rollout being deleted no longer holds its workload.
+        let mut gone = a.clone();
+        gone.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+        owners.observe(&Event::Apply(gone));
+        assert_eq!(review_rollout(None, &b, &controlling(&owners, &b)), Ok(()));
     }
 
     #[test]
