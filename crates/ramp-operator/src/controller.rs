@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::Reporter;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use ramp_api::names::{
@@ -97,6 +97,100 @@ fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
+/// What the controller's own store keeps of a Rollout: a few metadata
+/// fields. The Rollout itself is in [`Context::rollouts`], as compact JSON.
+pub type RolloutMeta = kube::core::PartialObjectMeta<Rollout>;
+
+fn rollout_meta(r: &Rollout) -> RolloutMeta {
+    let m = &r.metadata;
+    kube::core::PartialObjectMeta {
+        types: None,
+        metadata: kube::api::ObjectMeta {
+            name: m.name.clone(),
+            namespace: m.namespace.clone(),
+            uid: m.uid.clone(),
+            resource_version: m.resource_version.clone(),
+            deletion_timestamp: m.deletion_timestamp.clone(),
+            ..Default::default()
+        },
+        _phantom: std::marker::PhantomData,
+    }
+}
+
+fn meta_event(e: watcher::Event<Rollout>) -> watcher::Event<RolloutMeta> {
+    match e {
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitApply(r) => watcher::Event::InitApply(rollout_meta(&r)),
+        watcher::Event::InitDone => watcher::Event::InitDone,
+        watcher::Event::Apply(r) => watcher::Event::Apply(rollout_meta(&r)),
+        watcher::Event::Delete(r) => watcher::Event::Delete(rollout_meta(&r)),
+    }
+}
+
+/// The phase of every Rollout, kept from the Rollout watch (for the
+/// `ramp_rollouts` gauge and for waking only progressing Rollouts).
+#[derive(Default)]
+pub struct Phases(std::sync::RwLock<std::collections::HashMap<index::Id, ramp_api::RolloutPhase>>);
+
+impl Phases {
+    fn observe(&self, e: &watcher::Event<Rollout>) {
+        let mut m = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let id = |r: &Rollout| (r.namespace().unwrap_or_default(), r.name_any());
+        let phase = |r: &Rollout| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .unwrap_or(ramp_api::RolloutPhase::Initial)
+        };
+        match e {
+            // A re-list overwrites every Rollout it lists; the ones deleted
+            // meanwhile are dropped at the end.
+            watcher::Event::Init => {}
+            watcher::Event::InitApply(r) | watcher::Event::Apply(r) => {
+                m.insert(id(r), phase(r));
+            }
+            watcher::Event::InitDone => {}
+            watcher::Event::Delete(r) => {
+                m.remove(&id(r));
+            }
+        }
+    }
+
+    /// Keep only the Rollouts `keep` says exist.
+    fn retain(&self, keep: impl Fn(&str, &str) -> bool) {
+        let mut m = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.retain(|(ns, n), _| keep(ns, n));
+    }
+
+    /// The phase of `ns/name`.
+    pub fn get(&self, ns: &str, name: &str) -> Option<ramp_api::RolloutPhase> {
+        let m = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.get(&(ns.to_string(), name.to_string())).copied()
+    }
+
+    /// How many Rollouts are in each phase.
+    pub fn counts(&self) -> BTreeMap<PhaseLabel, i64> {
+        let m = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out = BTreeMap::new();
+        for p in m.values() {
+            *out.entry(PhaseLabel::from(*p)).or_default() += 1;
+        }
+        out
+    }
+}
+
 /// Shared state of the reconciler.
 pub struct Context {
     /// API client.
@@ -128,6 +222,10 @@ pub struct Context {
     pub canary_pods: Arc<Compact<Pod>>,
     /// Canary pods by their Rollout.
     pub canary_pod_index: Arc<Index<Pod>>,
+    /// Every Rollout, as compact JSON.
+    pub rollouts: Arc<Compact<Rollout>>,
+    /// Every Rollout's phase.
+    pub phases: Arc<Phases>,
     /// Rollouts by what they name.
     pub rollout_index: Arc<Index<Rollout>>,
     /// VirtualServices by the hosts they claim.
@@ -231,11 +329,11 @@ fn routing_kinds() -> [(&'static str, ApiResource); 3] {
 /// stable Service share a host with it (a new VirtualService may claim the
 /// same host: a conflict to report).
 fn routing_object_rollouts(
-    rollouts: &Store<Rollout>,
+    phases: &Phases,
     by_ref: &Index<Rollout>,
     hosts: &Index<DynamicObject>,
     o: &DynamicObject,
-) -> Vec<ObjectRef<Rollout>> {
+) -> Vec<ObjectRef<RolloutMeta>> {
     let ns = o.namespace().unwrap_or_default();
     let name = o.name_any();
     let kind = o.types.as_ref().map(|t| t.kind.clone()).unwrap_or_default();
@@ -252,17 +350,16 @@ fn routing_object_rollouts(
                 sharing.extend(by_ref.get(&index::routing_key(&ns, "VirtualService", &other)));
             }
         }
-        ids.extend(sharing.into_iter().filter(|(ns, n)| {
-            rollouts
-                .get(&ObjectRef::new(n).within(ns))
-                .and_then(|r| r.status.as_ref().and_then(|s| s.phase))
-                .is_some_and(|p| p == ramp_api::RolloutPhase::Progressing)
-        }));
+        ids.extend(
+            sharing
+                .into_iter()
+                .filter(|(ns, n)| phases.get(ns, n) == Some(ramp_api::RolloutPhase::Progressing)),
+        );
     }
     refs(ids)
 }
 
-fn refs(ids: impl IntoIterator<Item = index::Id>) -> Vec<ObjectRef<Rollout>> {
+fn refs(ids: impl IntoIterator<Item = index::Id>) -> Vec<ObjectRef<RolloutMeta>> {
     ids.into_iter()
         .map(|(ns, n)| ObjectRef::new(&n).within(&ns))
         .collect()
@@ -426,8 +523,10 @@ pub async fn run(
         routing_streams.push((stream.boxed(), ar));
     }
 
-    let (ro_reader, ro_writer) = reflector::store();
+    let (ro_reader, ro_writer) = reflector::store::<RolloutMeta>();
     let rollout_index = Arc::new(Index::new(index::rollout_keys));
+    let rollout_cache = Arc::new(Compact::<Rollout>::new());
+    let phases = Arc::new(Phases::default());
     let (ro_events, ro_synced) = flag_synced(
         watcher(rollouts, watcher::Config::default().any_semantic())
             .default_backoff()
@@ -435,12 +534,19 @@ pub async fn run(
     );
     synced.push(ro_synced);
     let ro_events = {
-        let idx = rollout_index.clone();
-        ro_events.inspect(move |e| {
-            if let Ok(e) = e {
-                idx.observe(e);
-            }
-        })
+        let (idx, cache, phases) = (rollout_index.clone(), rollout_cache.clone(), phases.clone());
+        ro_events
+            .inspect(move |e| {
+                if let Ok(e) = e {
+                    idx.observe(e);
+                    cache.observe(e);
+                    phases.observe(e);
+                    if matches!(e, watcher::Event::InitDone) {
+                        phases.retain(|ns, n| cache.contains(ns, n));
+                    }
+                }
+            })
+            .map(|e| e.map(meta_event))
     };
     let controller =
         Controller::for_stream(ro_events.reflect(ro_writer).applied_objects(), ro_reader)
@@ -449,8 +555,7 @@ pub async fn run(
             .with_config(
                 kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY),
             );
-    let store = controller.store();
-    tokio::spawn(count_phases(store.clone(), metrics.clone()));
+    tokio::spawn(count_phases(phases.clone(), metrics.clone()));
     let ctx = Arc::new(Context {
         client: client.clone(),
         metrics,
@@ -465,6 +570,8 @@ pub async fn run(
         replica_set_owners,
         canary_pods: pod_cache,
         canary_pod_index,
+        rollouts: rollout_cache,
+        phases: phases.clone(),
         rollout_index: rollout_index.clone(),
         virtual_service_hosts: virtual_service_hosts.clone(),
     });
@@ -480,11 +587,11 @@ pub async fn run(
 
     let mut controller = controller;
     for (stream, ar) in routing_streams {
-        let rollouts = store.clone();
+        let phases = phases.clone();
         let (by_ref, hosts) = (rollout_index.clone(), virtual_service_hosts.clone());
         controller = controller.watches_stream_with(
             stream,
-            move |o: DynamicObject| routing_object_rollouts(&rollouts, &by_ref, &hosts, &o),
+            move |o: DynamicObject| routing_object_rollouts(&phases, &by_ref, &hosts, &o),
             ar,
         );
     }
@@ -496,7 +603,7 @@ pub async fn run(
                 .get(CONTROLLED_BY_LABEL)
                 .or_else(|| labels.get(MANAGED_BY_ROLLOUT_LABEL))
                 .cloned();
-            let mut refs: Vec<ObjectRef<Rollout>> = name
+            let mut refs: Vec<ObjectRef<RolloutMeta>> = name
                 .into_iter()
                 .map(|n| ObjectRef::new(&n).within(ns.as_deref().unwrap_or_default()))
                 .collect();
@@ -524,7 +631,7 @@ pub async fn run(
 }
 
 /// The Rollout a canary pod belongs to (from ramp's label on it).
-pub fn rollout_of_canary_pod(meta: &kube::api::ObjectMeta) -> Option<ObjectRef<Rollout>> {
+pub fn rollout_of_canary_pod(meta: &kube::api::ObjectMeta) -> Option<ObjectRef<RolloutMeta>> {
     let name = meta.labels.as_ref()?.get(MANAGED_BY_ROLLOUT_LABEL)?;
     Some(ObjectRef::new(name).within(meta.namespace.as_deref().unwrap_or_default()))
 }
@@ -748,10 +855,15 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
     Ok(obs)
 }
 
-async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+async fn reconcile(meta: Arc<RolloutMeta>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let _timer = ctx.metrics.time_reconcile();
-    let ns = ro.namespace().unwrap_or_default();
-    let name = ro.name_any();
+    let ns = meta.namespace().unwrap_or_default();
+    let name = meta.name_any();
+    // The store and the cache follow the same events: absent only if
+    // deleted since the reconcile was scheduled.
+    let Some(ro) = ctx.rollouts.get(&ns, &name) else {
+        return Ok(Requeue::await_change());
+    };
     let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
 
     // The finalizer first, so that deletion always restores what ramp changed.
@@ -803,7 +915,7 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error
     })
 }
 
-fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Requeue {
+fn error_policy(ro: Arc<RolloutMeta>, err: &Error, ctx: Arc<Context>) -> Requeue {
     ctx.metrics
         .reconcile_errors
         .get_or_create(&crate::metrics::ErrorLabels {
@@ -1135,8 +1247,8 @@ pub fn canary_weight(ro: &Rollout, status: &RolloutStatus) -> i32 {
         .unwrap_or(0)
 }
 
-/// Count Rollouts per phase every few seconds (cheap: reads the cache).
-pub async fn count_phases(store: Store<Rollout>, metrics: Metrics) {
+/// Count Rollouts per phase every few seconds (cheap: a map of phases).
+pub async fn count_phases(phases: Arc<Phases>, metrics: Metrics) {
     use ramp_api::RolloutPhase::*;
     loop {
         let mut counts: BTreeMap<PhaseLabel, i64> = BTreeMap::new();
@@ -1151,9 +1263,8 @@ pub async fn count_phases(store: Store<Rollout>, metrics: Metrics) {
         ] {
             counts.insert(p.into(), 0);
         }
-        for r in store.state() {
-            let p = r.status.as_ref().and_then(|s| s.phase).unwrap_or(Initial);
-            *counts.entry(p.into()).or_default() += 1;
+        for (phase, n) in phases.counts() {
+            *counts.entry(phase).or_default() += n;
         }
         for (phase, n) in counts {
             metrics
