@@ -65,7 +65,7 @@ struct LoadStartArgs {
     #[arg(long)]
     gateway: Option<String>,
     /// Requests per second.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     rps: f64,
     /// Request header, `Name: value` (repeatable).
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
