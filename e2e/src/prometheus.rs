@@ -307,6 +307,10 @@ impl Prometheus {
                 ))
             })?;
         *self.lock() = Some(child);
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let fail = |what: &str| {
             let running = self.is_running();
             let _ = self.stop();
@@ -341,7 +345,9 @@ impl Prometheus {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let up = format!("up{{job=\"{JOB}\"}}");
+        // A scrape of this run: after a restart, the last run's `up` is still
+        // within the lookback window, so look at its timestamp too.
+        let up = format!("up{{job=\"{JOB}\"}} and timestamp(up{{job=\"{JOB}\"}}) >= {started}");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(v)) = self.value(&up)

@@ -3,7 +3,8 @@
 //! their annotations say, and Prometheus — scraping the sim's `/metrics` every
 //! second — sees Istio's standard metrics: the split by workload, the canary's
 //! error rate and latency, mirrored copies on the mirror target, the gateway as
-//! the source, and a counter that stops when the load stops.
+//! the source, and a counter that stops when the load stops. The harness's
+//! Prometheus is stopped and restarted on the same port and data directory.
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -297,9 +298,27 @@ fn istio_metrics_from_background_load_reach_a_real_prometheus() {
         "Prometheus stopped scraping"
     );
 
+    // Prometheus stopped: queries fail naming the address; restarted on the
+    // same port and data directory, it has the old samples and scrapes again.
+    let url = prom.url();
+    let before_stop = total("shop", "");
+    prom.stop().unwrap();
+    assert!(!prom.is_running());
+    let e = prom.query("up").unwrap_err();
+    assert!(e.0.contains(&prom.address().to_string()), "{e}");
+    prom.restart().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(prom.url(), url);
+    // A fresh data directory would hold a sample or two of `up`; the kept one
+    // has every scrape since the start.
+    let scrapes = value(&prom, "count_over_time(up{job=\"ramp-sim\"}[5m])");
+    assert!(
+        scrapes >= 10.0,
+        "scrapes kept across the restart: {scrapes}"
+    );
+    assert!(total("shop", "") >= before_stop);
+
     sim_ok(&env, &["load", "stop", "--all"]);
     let list: serde_json::Value =
         serde_json::from_str(&sim_ok(&env, &["load", "list", "-o", "json"])).unwrap();
     assert_eq!(list["streams"], serde_json::json!([]));
-    prom.stop().unwrap();
 }

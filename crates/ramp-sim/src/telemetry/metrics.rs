@@ -495,6 +495,32 @@ mod tests {
     }
 
     #[test]
+    fn small_batches_with_fresh_seeds_keep_the_fractions() {
+        // What a load stream does: a few requests per tick, a new seed each time.
+        let m = MeshMetrics::default();
+        let snapshot = world(true);
+        let pods = PodIndex::new(snapshot.pods.iter(), |_| None);
+        let source = Source::of(None, "shop");
+        let mut rng = StdRng::seed_from_u64(9);
+        let mut total = Recorded::default();
+        for _ in 0..2000 {
+            let opts = RouteOptions::new(5).seed(rng.random());
+            let report = route(&snapshot, &HttpRequest::new("web"), &opts).unwrap();
+            let r = m.record("shop", "web", &source, &report, &pods, &mut rng);
+            total.served += r.served;
+            total.shadow += r.shadow;
+        }
+        let canary = count(
+            &m,
+            &labels("destination", "web-canary", "v2", "web-canary", 500),
+        );
+        let share = canary as f64 / total.served as f64;
+        let mirrored = total.shadow as f64 / total.served as f64;
+        assert!((share - 0.25).abs() < 0.02, "canary share {share}");
+        assert!((mirrored - 0.5).abs() < 0.02, "mirrored {mirrored}");
+    }
+
+    #[test]
     fn source_of_a_request() {
         assert_eq!(
             Source::of(Some("gw"), "shop"),
