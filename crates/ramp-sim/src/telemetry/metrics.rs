@@ -521,6 +521,30 @@ mod tests {
     }
 
     #[test]
+    fn an_http_route_split_is_counted_per_backend_service() {
+        let m = MeshMetrics::default();
+        let mut snapshot = world(false);
+        snapshot.virtual_services.clear();
+        snapshot.add(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "web", "namespace": "shop", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "web"}],
+                "rules": [{"backendRefs": [
+                    {"name": "web", "port": 80, "weight": 90},
+                    {"name": "web-canary", "port": 80, "weight": 10}]}]}}));
+        let rec = send(&m, &snapshot, &HttpRequest::new("web"), 2000);
+        assert_eq!(rec.served, 2000);
+        let canary = count(
+            &m,
+            &labels("destination", "web-canary", "v2", "web-canary", 500),
+        );
+        assert!((140..260).contains(&canary), "canary {canary}");
+        assert_eq!(
+            count(&m, &labels("destination", "web", "v1", "web", 200)),
+            2000 - canary
+        );
+    }
+
+    #[test]
     fn source_of_a_request() {
         assert_eq!(
             Source::of(Some("gw"), "shop"),

@@ -443,5 +443,29 @@ mod tests {
         let text = c.client().request_text(req).await.unwrap();
         assert!(text.contains("# TYPE istio_requests counter"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
+
+        // The namespace goes away under a running stream: it says why it sends nothing.
+        let status = c
+            .start_load(super::LoadSpec::new("shop", "web", 50.0))
+            .unwrap();
+        let nsgr = GroupResource::new("", "namespaces");
+        store
+            .delete(&nsgr, None, "shop", &crate::store::DeleteOptions::default())
+            .unwrap();
+        let mut last_error = None;
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            last_error = c.loads()[0].last_error.clone();
+            if last_error.is_some() && store.get(&nsgr, None, "shop").is_err() {
+                break;
+            }
+        }
+        let last_error = last_error.unwrap_or_default();
+        assert!(
+            last_error.contains("namespace shop not found"),
+            "{last_error:?}"
+        );
+        c.stop_load(&status.id).unwrap();
+        assert!(c.loads().is_empty());
     }
 }
