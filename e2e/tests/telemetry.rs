@@ -322,3 +322,93 @@ fn istio_metrics_from_background_load_reach_a_real_prometheus() {
         serde_json::from_str(&sim_ok(&env, &["load", "list", "-o", "json"])).unwrap();
     assert_eq!(list["streams"], serde_json::json!([]));
 }
+
+/// Requests served per destination workload (destination reporter) in the
+/// scenario's namespace, as Prometheus has them now.
+fn served(prom: &Prometheus, ns: &str, workload: &str, extra: &str) -> f64 {
+    value(
+        prom,
+        &format!(
+            "sum(istio_requests_total{{reporter=\"destination\",destination_workload_namespace=\"{ns}\",\
+             destination_workload=\"{workload}\"{extra}}})"
+        ),
+    )
+}
+
+/// The walk-through (examples/canary-istio) under steady load through its
+/// gateway, with a canary template that answers 30% 5xx: Prometheus sees what
+/// ramp's routing does at each step — nothing on the canary at the header
+/// step, half the traffic and its errors at 50%, nothing again once aborted.
+#[test]
+fn prometheus_sees_the_traffic_ramp_routes_at_each_step() {
+    const RO: &str = "rollouts-demo";
+    let env = Env::start("telemetry-steps");
+    let ns = env.ns.clone();
+    env.start_canary_example();
+    let prom = Prometheus::start(&scrape_target_of(&env.kubeconfig).unwrap())
+        .unwrap_or_else(|e| panic!("{e}"));
+    sim_ok(
+        &env,
+        &[
+            "load",
+            "start",
+            "-n",
+            &ns,
+            "--host",
+            "service-demo",
+            "--gateway",
+            "simple-gateway",
+            "--rps",
+            "200",
+        ],
+    );
+    let stable = |extra: &str| served(&prom, &ns, "workload-demo", extra);
+    let canary = |extra: &str| served(&prom, &ns, "workload-demo-canary", extra);
+    env.wait_until(
+        "Prometheus sees the stable answering",
+        Duration::from_secs(20),
+        |_| stable("") > 200.0,
+    );
+
+    // A bad canary is a template change like any other.
+    env.kubectl(&[
+        "patch",
+        "deployment",
+        "workload-demo",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"template":{"metadata":{"annotations":{"sim.ramp.dev/error-rate":"0.3"}}}}}"#,
+    ])
+    .ok();
+    env.wait_step(RO, 1, "StepPaused");
+    // Step 1 routes only requests with the header: none of the load's.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(canary(""), 0.0, "the header step sent load to the canary");
+
+    // Step 2: 50%, answered 30% 5xx by the canary pods.
+    env.approve(RO, 1);
+    env.wait_step(RO, 2, "StepPaused");
+    std::thread::sleep(Duration::from_millis(1500));
+    let (s0, c0, e0) = (stable(""), canary(""), canary(",response_code=~\"5..\""));
+    std::thread::sleep(Duration::from_secs(4));
+    let (s1, c1, e1) = (stable(""), canary(""), canary(",response_code=~\"5..\""));
+    let share = (c1 - c0) / ((c1 - c0) + (s1 - s0));
+    let errors = (e1 - e0) / (c1 - c0);
+    eprintln!("measured at 50%: canary share {share:.3}, canary 5xx {errors:.3}");
+    assert!((share - 0.5).abs() < 0.08, "canary share at 50%: {share}");
+    assert!((errors - 0.3).abs() < 0.1, "canary 5xx share: {errors}");
+    assert_eq!(stable(",response_code=~\"5..\""), 0.0);
+
+    // Aborted: routing restored, the canary gets nothing more.
+    env.ramp(&["abort", RO]).ok();
+    env.wait_phase(RO, "Aborted");
+    std::thread::sleep(Duration::from_millis(1500));
+    let after_abort = canary("");
+    let stable_after_abort = stable("");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(canary(""), after_abort, "canary traffic after the abort");
+    assert!(
+        stable("") > stable_after_abort,
+        "the stable stopped answering"
+    );
+}
