@@ -469,13 +469,16 @@ mod tests {
     }
 
     #[test]
-    fn gateway_traffic_names_its_source_and_proxy_failures_count_at_the_source() {
+    fn gateway_traffic_names_its_source_and_pods_not_ready_leave_503s_at_the_source() {
         let m = MeshMetrics::default();
         let mut snapshot = world(false);
-        // The canary's pods go away: its share is answered 503 by the proxy.
-        snapshot
-            .pods
-            .retain(|p| p["metadata"]["name"] != "web-canary-h1-a");
+        // The canary's only pod is not ready: it answers nothing, and the
+        // canary's share is answered 503 by the proxy.
+        for p in &mut snapshot.pods {
+            if p["metadata"]["name"] == "web-canary-h1-a" {
+                p["status"]["conditions"][0]["status"] = json!("False");
+            }
+        }
         let req = HttpRequest::new("web").through_gateway("istio-system/ingress");
         snapshot.virtual_services[0]["spec"]["gateways"] = json!(["istio-system/ingress"]);
         let rec = send(&m, &snapshot, &req, 1000);
@@ -492,6 +495,10 @@ mod tests {
         ok.source_workload = "ingress".into();
         ok.source_workload_namespace = "istio-system".into();
         assert_eq!(count(&m, &ok), rec.served);
+        let mut canary = labels("destination", "web-canary", "v2", "web-canary", 500);
+        canary.source_workload = "ingress".into();
+        canary.source_workload_namespace = "istio-system".into();
+        assert_eq!(count(&m, &canary), 0, "a pod that is not ready answered");
     }
 
     #[test]
