@@ -278,6 +278,13 @@ fn istio_metrics_from_background_load_reach_a_real_prometheus() {
     );
 
     // Stopping the web stream stops its counters; the shop stream goes on.
+    let unknown = sim(&env, &["load", "stop", "load-999"]);
+    assert!(!unknown.status.success());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.contains("load stream \"load-999\" not found"),
+        "{stderr}"
+    );
     let out = sim_ok(&env, &["load", "stop", &web]);
     assert!(out.contains(&format!("stopped {web}")), "{out}");
     let list: serde_json::Value =
