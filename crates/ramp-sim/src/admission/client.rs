@@ -1,13 +1,17 @@
 //! The HTTP(S) client that posts AdmissionReview objects to webhooks.
 //!
-//! One connection per call (webhook calls in the sim are rare and local). TLS is rustls with the
+//! Connections are kept alive and reused, as kube-apiserver's webhook client does (a TLS handshake
+//! per call made a mass change through the mutating webhook cost seconds per thousand writes): an
+//! idle connection per target waits up to [`IDLE_TIMEOUT`], at most [`MAX_IDLE_PER_TARGET`] of them;
+//! a call on a reused connection that the server closed meanwhile is sent again on a new one. TLS
+//! is rustls with the
 //! webhook's `caBundle` as the only trust root, and the certificate must match the host name the
 //! real apiserver would use: the URL's host, or `NAME.NAMESPACE.svc` for a service reference.
 //! Errors are phrased like Go's net/http errors, because users search for those.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
@@ -205,11 +209,111 @@ pub(crate) async fn post(
     }
 }
 
+/// How long an idle webhook connection is kept (kube-apiserver's transport keeps them 90 s).
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Idle connections kept per target.
+pub(crate) const MAX_IDLE_PER_TARGET: usize = 16;
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// Connections are shared by calls to the same address, under the same TLS name and trust.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PoolKey {
+    host: String,
+    port: u16,
+    tls_name: Option<String>,
+    /// The TLS configuration (its caBundle) by identity; the entry holds it, so the address is
+    /// not reused while the entry lives.
+    tls: usize,
+}
+
+struct Idle {
+    sender: Sender,
+    since: Instant,
+    _tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+static POOL: LazyLock<Mutex<HashMap<PoolKey, Vec<Idle>>>> = LazyLock::new(Mutex::default);
+
+fn take_idle(key: &PoolKey) -> Option<Sender> {
+    let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+    let list = pool.get_mut(key)?;
+    let now = Instant::now();
+    let mut found = None;
+    while let Some(idle) = list.pop() {
+        if now.duration_since(idle.since) < IDLE_TIMEOUT && !idle.sender.is_closed() {
+            found = Some(idle.sender);
+            break;
+        }
+    }
+    if list.is_empty() {
+        pool.remove(key);
+    }
+    found
+}
+
+fn put_back(key: PoolKey, sender: Sender, tls: Option<Arc<rustls::ClientConfig>>) {
+    if sender.is_closed() {
+        return;
+    }
+    let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+    let list = pool.entry(key).or_default();
+    let now = Instant::now();
+    list.retain(|i| now.duration_since(i.since) < IDLE_TIMEOUT && !i.sender.is_closed());
+    if list.len() < MAX_IDLE_PER_TARGET {
+        list.push(Idle {
+            sender,
+            since: now,
+            _tls: tls,
+        });
+    }
+}
+
 async fn post_inner(
     target: &Target,
     tls: Option<&Result<Arc<rustls::ClientConfig>, String>>,
     body: Vec<u8>,
 ) -> Result<Bytes, String> {
+    let config = match (&target.tls_name, tls) {
+        (None, _) => None,
+        (Some(_), Some(Ok(config))) => Some(config.clone()),
+        (Some(_), Some(Err(e))) => return Err(e.clone()),
+        (Some(_), None) => Some(tls_config(None)?),
+    };
+    let key = PoolKey {
+        host: target.connect.0.clone(),
+        port: target.connect.1,
+        tls_name: target.tls_name.clone(),
+        tls: config.as_ref().map_or(0, |c| Arc::as_ptr(c) as usize),
+    };
+    if let Some(mut sender) = take_idle(&key) {
+        match send(&mut sender, target, body.clone()).await {
+            Ok(bytes) => {
+                put_back(key, sender, config);
+                return Ok(bytes);
+            }
+            // The server closed the idle connection before it read the request: send it again
+            // on a new one (Go's transport retries such requests too).
+            Err(Failure::Connection(_)) => {}
+            Err(Failure::Answer(e)) => return Err(e),
+        }
+    }
+    let mut sender = dial(target, config.clone()).await?;
+    match send(&mut sender, target, body).await {
+        Ok(bytes) => {
+            put_back(key, sender, config);
+            Ok(bytes)
+        }
+        Err(Failure::Connection(e) | Failure::Answer(e)) => Err(e),
+    }
+}
+
+/// Open a connection (TCP, TLS when the target has a TLS name) and start its HTTP/1.1 driver,
+/// which runs until the connection closes.
+async fn dial(
+    target: &Target,
+    config: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Sender, String> {
     let (host, port) = &target.connect;
     let addr_text = if host.contains(':') {
         format!("[{host}]:{port}")
@@ -220,14 +324,8 @@ async fn post_inner(
         .await
         .map_err(|e| dial_error(&addr_text, &e))?;
     let _ = tcp.set_nodelay(true);
-    match &target.tls_name {
-        None => exchange(tcp, target, body).await,
-        Some(name) => {
-            let config = match tls {
-                Some(Ok(config)) => config.clone(),
-                Some(Err(e)) => return Err(e.clone()),
-                None => tls_config(None)?,
-            };
+    match (&target.tls_name, config) {
+        (Some(name), Some(config)) => {
             let server_name = ServerName::try_from(name.clone())
                 .map_err(|e| format!("invalid TLS server name {name:?}: {e}"))?;
             let connector = tokio_rustls::TlsConnector::from(config);
@@ -235,51 +333,62 @@ async fn post_inner(
                 .connect(server_name, tcp)
                 .await
                 .map_err(|e| tls_error(&e))?;
-            exchange(stream, target, body).await
+            handshake(stream).await
         }
+        _ => handshake(tcp).await,
     }
 }
 
-async fn exchange<S>(stream: S, target: &Target, body: Vec<u8>) -> Result<Bytes, String>
+async fn handshake<S>(stream: S) -> Result<Sender, String>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("http handshake: {e}"))?;
-    let driver = tokio::spawn(async move {
+    tokio::spawn(async move {
         let _ = conn.await;
     });
+    Ok(sender)
+}
+
+/// Why a call failed: the connection (before any answer; a reused one may be retried) or the
+/// answer itself.
+enum Failure {
+    Connection(String),
+    Answer(String),
+}
+
+async fn send(sender: &mut Sender, target: &Target, body: Vec<u8>) -> Result<Bytes, Failure> {
+    sender
+        .ready()
+        .await
+        .map_err(|e| Failure::Connection(hyper_error(&e)))?;
     let request = http::Request::post(target.path_and_query.as_str())
         .header(http::header::HOST, target.host_header.as_str())
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::ACCEPT, "application/json, */*")
         .header(http::header::USER_AGENT, "ramp-sim/admission")
         .body(Full::new(Bytes::from(body)))
-        .map_err(|e| format!("building request: {e}"))?;
-    let result = async {
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| hyper_error(&e))?;
-        let status = response.status();
-        let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-            .collect()
-            .await
-            .map_err(|e| format!("reading response body: {e}"))?
-            .to_bytes();
-        if !status.is_success() {
-            let text = String::from_utf8_lossy(&bytes);
-            let snippet: String = text.trim().chars().take(300).collect();
-            return Err(format!(
-                "the server responded with HTTP status {status} (body: {snippet:?})"
-            ));
-        }
-        Ok(bytes)
+        .map_err(|e| Failure::Answer(format!("building request: {e}")))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| Failure::Connection(hyper_error(&e)))?;
+    let status = response.status();
+    let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+        .collect()
+        .await
+        .map_err(|e| Failure::Answer(format!("reading response body: {e}")))?
+        .to_bytes();
+    if !status.is_success() {
+        let text = String::from_utf8_lossy(&bytes);
+        let snippet: String = text.trim().chars().take(300).collect();
+        return Err(Failure::Answer(format!(
+            "the server responded with HTTP status {status} (body: {snippet:?})"
+        )));
     }
-    .await;
-    driver.abort();
-    result
+    Ok(bytes)
 }
 
 fn dial_error(addr: &str, e: &std::io::Error) -> String {
@@ -357,4 +466,102 @@ fn bare_name(presented: &str) -> &str {
         .and_then(|(_, rest)| rest.strip_suffix(')'))
         .unwrap_or(presented);
     inner.trim_matches('"')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A plain-HTTP webhook answering `ok` to every POST; counts the connections it accepts.
+    /// `keep_alive: false` closes each connection after its answer.
+    async fn server(keep_alive: bool) -> (u16, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(|_req| async {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                            Bytes::from_static(b"ok"),
+                        )))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(keep_alive)
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+        (port, accepted)
+    }
+
+    fn target(port: u16) -> Target {
+        Target {
+            display_url: format!("http://127.0.0.1:{port}/hook"),
+            connect: ("127.0.0.1".into(), port),
+            tls_name: None,
+            host_header: format!("127.0.0.1:{port}"),
+            path_and_query: "/hook?timeout=10s".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_to_one_webhook_share_a_kept_alive_connection() {
+        let (port, accepted) = server(true).await;
+        let t = target(port);
+        for _ in 0..5 {
+            let body = post(&t, None, b"{}".to_vec(), Duration::from_secs(5)).await;
+            assert_eq!(body.unwrap(), Bytes::from_static(b"ok"));
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "one connection for five calls"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_is_replaced_without_a_failed_call() {
+        let (port, accepted) = server(false).await;
+        let t = target(port);
+        for _ in 0..3 {
+            let body = post(&t, None, b"{}".to_vec(), Duration::from_secs(5)).await;
+            // The next call may find the closed connection still pooled, or already gone.
+            assert_eq!(body.unwrap(), Bytes::from_static(b"ok"));
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            3,
+            "a new connection per call"
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_calls_open_connections_as_needed_and_keep_them() {
+        let (port, accepted) = server(true).await;
+        let t = target(port);
+        let calls = (0..4).map(|_| post(&t, None, b"{}".to_vec(), Duration::from_secs(5)));
+        for r in futures::future::join_all(calls).await {
+            assert_eq!(r.unwrap(), Bytes::from_static(b"ok"));
+        }
+        let opened = accepted.load(Ordering::SeqCst);
+        assert!((1..=4).contains(&opened), "{opened}");
+        for _ in 0..4 {
+            post(&t, None, b"{}".to_vec(), Duration::from_secs(5))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            opened,
+            "the kept ones are reused"
+        );
+    }
 }
