@@ -850,3 +850,68 @@ fn the_json_report_has_the_documented_shape() {
         "{table}"
     );
 }
+
+#[test]
+fn pseudo_header_matches_read_the_request_itself() {
+    // Istio matches `:method`, `:path`, `:authority` and `:scheme` written as
+    // header names against the request line, not against a header of that name.
+    let snap = matcher_fixture(json!([
+        {"match": [{"headers": {":method": {"exact": "POST"}}}], "route": to("v1")},
+        {"match": [{"headers": {":path": {"prefix": "/api?x="}}}], "route": to("v2")},
+        {"match": [{"headers": {":authority": {"exact": "reviews:9080"}}}], "route": to("v3")},
+        {"match": [{"headers": {":scheme": {"exact": "https"}}}], "route": to("v3")}
+    ]));
+    let v = |r: HttpRequest| version_for(&snap, r);
+    assert_eq!(v(HttpRequest::new("reviews").method("POST")), "v1");
+    assert!(v(HttpRequest::new("reviews").header(":method", "POST")).contains("404"));
+    assert_eq!(v(HttpRequest::new("reviews").path("/api?x=1")), "v2");
+    assert_eq!(v(HttpRequest::new("reviews:9080")), "v3");
+    assert!(v(HttpRequest::new("reviews")).contains("404"));
+}
+
+#[test]
+fn regex_star_is_a_presence_match() {
+    // Istio turns `regex: "*"` (not a valid RE2 pattern) into "the header is present".
+    let snap = matcher_fixture(json!([
+        {"match": [{"headers": {"x-canary": {"regex": "*"}}}], "route": to("v2")},
+        {"route": to("v1")}
+    ]));
+    let v = |r: HttpRequest| version_for(&snap, r);
+    assert_eq!(v(HttpRequest::new("reviews").header("x-canary", "")), "v2");
+    assert_eq!(
+        v(HttpRequest::new("reviews").header("x-canary", "yes")),
+        "v2"
+    );
+    assert_eq!(v(HttpRequest::new("reviews")), "v1");
+}
+
+#[test]
+fn without_headers_compares_a_missing_header_as_empty() {
+    // withoutHeaders is an inverted match that treats a missing header as "",
+    // so `exact: jason` holds for a request without the header (the rule
+    // applies), `regex: .*` matches "" (the rule does not apply), and the
+    // presence match `regex: "*"` applies only when the header is absent.
+    for (m, absent, empty, jason) in [
+        (json!({"exact": "jason"}), "v2", "v2", "v1"),
+        (json!({"regex": ".*"}), "v1", "v1", "v1"),
+        (json!({"regex": "*"}), "v2", "v1", "v1"),
+        (json!({}), "v2", "v1", "v1"),
+    ] {
+        let snap = matcher_fixture(json!([
+            {"match": [{"withoutHeaders": {"end-user": m}}], "route": to("v2")},
+            {"route": to("v1")}
+        ]));
+        let v = |r: HttpRequest| version_for(&snap, r);
+        assert_eq!(v(HttpRequest::new("reviews")), absent, "{m}: header absent");
+        assert_eq!(
+            v(HttpRequest::new("reviews").header("end-user", "")),
+            empty,
+            "{m}: empty"
+        );
+        assert_eq!(
+            v(HttpRequest::new("reviews").header("end-user", "jason")),
+            jason,
+            "{m}: jason"
+        );
+    }
+}

@@ -48,6 +48,21 @@ pub(crate) fn full_regex(ctx: &Ctx, pattern: &str, field: &str) -> Result<Regex,
 }
 
 fn string_match(ctx: &Ctx, v: &Value, field: &str) -> Result<StringMatch, MeshError> {
+    string_match_with(ctx, v, field, false)
+}
+
+/// A header `StringMatch`: there Istio reads `regex: "*"` (not a valid RE2
+/// pattern) as "the header is present".
+fn header_match(ctx: &Ctx, v: &Value, field: &str) -> Result<StringMatch, MeshError> {
+    string_match_with(ctx, v, field, true)
+}
+
+fn string_match_with(
+    ctx: &Ctx,
+    v: &Value,
+    field: &str,
+    star_is_presence: bool,
+) -> Result<StringMatch, MeshError> {
     let empty = Map::new();
     let m = ctx.obj(Some(v), field)?.unwrap_or(&empty);
     let exact = ctx.str(m.get("exact"), &format!("{field}.exact"))?;
@@ -57,6 +72,7 @@ fn string_match(ctx: &Ctx, v: &Value, field: &str) -> Result<StringMatch, MeshEr
         (None, None, None) => Ok(StringMatch::Present),
         (Some(e), None, None) => Ok(StringMatch::Exact(e.to_owned())),
         (None, Some(p), None) => Ok(StringMatch::Prefix(p.to_owned())),
+        (None, None, Some("*")) if star_is_presence => Ok(StringMatch::Present),
         (None, None, Some(r)) => Ok(StringMatch::Regex(full_regex(
             ctx,
             r,
@@ -70,11 +86,12 @@ fn string_matches(
     ctx: &Ctx,
     v: Option<&Value>,
     field: &str,
+    parse: fn(&Ctx, &Value, &str) -> Result<StringMatch, MeshError>,
 ) -> Result<Vec<(String, StringMatch)>, MeshError> {
     let mut out = Vec::new();
     if let Some(m) = ctx.obj(v, field)? {
         for (k, sm) in m {
-            out.push((k.clone(), string_match(ctx, sm, &format!("{field}.{k}"))?));
+            out.push((k.clone(), parse(ctx, sm, &format!("{field}.{k}"))?));
         }
     }
     Ok(out)
@@ -125,13 +142,24 @@ impl MatchRequest {
             scheme: opt("scheme")?,
             method: opt("method")?,
             authority: opt("authority")?,
-            headers: lower_keys(string_matches(ctx, m.get("headers"), &f("headers"))?),
+            headers: lower_keys(string_matches(
+                ctx,
+                m.get("headers"),
+                &f("headers"),
+                header_match,
+            )?),
             without_headers: lower_keys(string_matches(
                 ctx,
                 m.get("withoutHeaders"),
                 &f("withoutHeaders"),
+                header_match,
             )?),
-            query_params: string_matches(ctx, m.get("queryParams"), &f("queryParams"))?,
+            query_params: string_matches(
+                ctx,
+                m.get("queryParams"),
+                &f("queryParams"),
+                string_match,
+            )?,
             port: ctx.uint(m.get("port"), &f("port"))?,
             gateways,
             never: !source_labels.is_empty() || source_ns.is_some(),
@@ -159,7 +187,13 @@ impl MatchRequest {
             && !self
                 .without_headers
                 .iter()
-                .any(|(k, m)| req.header(k).is_some_and(|v| m.matches(v, false)))
+                .any(|(k, m)| match req.header(k) {
+                    // An inverted match compares a missing header as empty, as
+                    // Istio configures Envoy (`treat_missing_header_as_empty`);
+                    // a presence match still needs the header.
+                    None => !matches!(m, StringMatch::Present) && m.matches("", false),
+                    Some(v) => m.matches(v, false),
+                })
             && self
                 .query_params
                 .iter()

@@ -249,6 +249,8 @@ pub(crate) struct ReqView<'r> {
     pub fqdn: String,
     pub port: Option<u16>,
     pub path: &'r str,
+    /// Path with its query string, as the `:path` pseudo-header carries it.
+    pub raw_path: &'r str,
     pub query: Vec<(String, String)>,
     pub method: String,
     pub headers: BTreeMap<String, &'r str>,
@@ -276,8 +278,17 @@ impl ReqView<'_> {
         }
     }
 
+    /// A request header by (case-insensitive) name. The HTTP/2 pseudo-headers
+    /// `:method`, `:path`, `:authority` and `:scheme` read the request itself,
+    /// as Envoy's header matchers do.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).copied()
+        match name {
+            ":method" => Some(&self.method),
+            ":path" => Some(self.raw_path),
+            ":authority" => Some(self.authority),
+            ":scheme" => Some("http"),
+            _ => self.headers.get(&name.to_ascii_lowercase()).copied(),
+        }
     }
 
     pub fn query_param(&self, name: &str) -> Option<&str> {
@@ -394,6 +405,7 @@ fn view<'r>(world: &World<'_>, request: &'r HttpRequest) -> Result<ReqView<'r>, 
         fqdn,
         port,
         path,
+        raw_path,
         query,
         method: request.method.to_ascii_uppercase(),
         headers,
