@@ -508,3 +508,53 @@ fn malformed_http_routes_are_errors_naming_the_field() {
             .contains("spec.rules[0].backendRefs[0].name: is required")
     );
 }
+
+#[test]
+fn header_modifier_filters_apply_per_rule_and_per_chosen_backend() {
+    let mut objs = reviews_per_version_services();
+    objs.push(http_route(
+        "reviews",
+        "2024-01-01T00:00:00Z",
+        json!({
+            "parentRefs": service_parent("reviews"),
+            "rules": [{
+                "filters": [
+                    {"type": "RequestHeaderModifier", "requestHeaderModifier": {
+                        "set": [{"name": "X-Set", "value": "set"}],
+                        "add": [{"name": "X-Add", "value": "added"}],
+                        "remove": ["X-Remove"]}},
+                    {"type": "ResponseHeaderModifier", "responseHeaderModifier": {
+                        "set": [{"name": "X-Route", "value": "reviews"}]}}
+                ],
+                "backendRefs": [
+                    {"name": "reviews-v1", "port": 9080, "weight": 1, "filters": [
+                        {"type": "RequestHeaderModifier", "requestHeaderModifier": {
+                            "set": [{"name": "Backend", "value": "reviews-v1"}]}}]},
+                    {"name": "reviews-v2", "port": 9080, "weight": 1, "filters": [
+                        {"type": "RequestHeaderModifier", "requestHeaderModifier": {
+                            "set": [{"name": "Backend", "value": "reviews-v2"}]}}]}
+                ]
+            }]
+        }),
+    ));
+    let snap = snapshot(objs);
+    let r = send(
+        &snap,
+        &HttpRequest::new("reviews")
+            .header("x-set", "old")
+            .header("X-Add", "mine")
+            .header("x-remove", "1"),
+        200,
+    );
+    for v in ["reviews-v1", "reviews-v2"] {
+        let seen = &r.request_headers[v];
+        assert_eq!(seen.get("backend").map(String::as_str), Some(v), "{seen:?}");
+        assert_eq!(seen.get("x-set").map(String::as_str), Some("set"));
+        assert_eq!(seen.get("x-add").map(String::as_str), Some("mine,added"));
+        assert!(!seen.contains_key("x-remove"));
+        assert_eq!(
+            r.response_headers[v].get("x-route").map(String::as_str),
+            Some("reviews")
+        );
+    }
+}

@@ -915,3 +915,42 @@ fn without_headers_compares_a_missing_header_as_empty() {
         );
     }
 }
+
+#[test]
+fn header_operations_change_what_the_backend_and_the_client_see() {
+    let snap = matcher_fixture(json!([
+        {"headers": {"request": {"set": {"X-Env": "canary"}, "add": {"x-trace": "mesh"}, "remove": ["cookie"]},
+                     "response": {"set": {"x-served-by": "reviews"}}},
+         "route": [{"destination": {"host": "reviews", "subset": "v2"},
+                    "headers": {"request": {"set": {"x-subset": "v2"}}}}]}
+    ]));
+    let r = send(
+        &snap,
+        &HttpRequest::new("reviews")
+            .header("x-env", "prod")
+            .header("x-trace", "client")
+            .header("cookie", "a=1")
+            .header("end-user", "jason"),
+        4,
+    );
+    let seen = &r.request_headers["reviews/v2"];
+    assert_eq!(seen.get("x-env").map(String::as_str), Some("canary"));
+    assert_eq!(seen.get("x-trace").map(String::as_str), Some("client,mesh"));
+    assert_eq!(seen.get("x-subset").map(String::as_str), Some("v2"));
+    assert_eq!(seen.get("end-user").map(String::as_str), Some("jason"));
+    assert!(!seen.contains_key("cookie"), "{seen:?}");
+    assert_eq!(
+        r.response_headers["reviews/v2"]
+            .get("x-served-by")
+            .map(String::as_str),
+        Some("reviews")
+    );
+    let bad = matcher_fixture(json!([
+        {"headers": {"request": {"set": {"x": 1}}}, "route": to("v1")}
+    ]));
+    let e = route(&bad, &HttpRequest::new("reviews"), &RouteOptions::new(1)).unwrap_err();
+    assert!(
+        e.to_string().contains("spec.http[0].headers.request.set.x"),
+        "{e}"
+    );
+}

@@ -6,6 +6,7 @@ use regex::Regex;
 use serde_json::{Map, Value};
 
 use super::backend::World;
+use super::headers::HeaderOps;
 use super::istio::full_regex;
 use super::json::{Ctx, age_key, name_of, namespace_of};
 use super::plan::{Backend, Mirror, Plan, Target};
@@ -322,7 +323,12 @@ fn rule_plan(
     field: &str,
     ns: &str,
 ) -> Result<Plan, MeshError> {
-    let (mirrors, redirect) = filters(
+    let Filters {
+        mirrors,
+        redirect,
+        request_headers,
+        response_headers,
+    } = filters(
         world,
         ctx,
         rule.get("filters"),
@@ -348,21 +354,23 @@ fn rule_plan(
         let weight = ctx
             .uint(b.get("weight"), &format!("{bf}.weight"))?
             .unwrap_or(1);
-        let (backend_mirrors, redirect) =
-            filters(world, ctx, b.get("filters"), &format!("{bf}.filters"), ns)?;
-        if redirect.is_some() {
+        let bfl = filters(world, ctx, b.get("filters"), &format!("{bf}.filters"), ns)?;
+        if bfl.redirect.is_some() {
             return Err(ctx.err(
                 &format!("{bf}.filters"),
                 "RequestRedirect is not allowed on a backendRef",
             ));
         }
-        backends.push(Backend {
-            weight,
-            target: backend_target(world, ctx, b, &bf, ns)?,
-            mirrors: backend_mirrors,
-        });
+        let mut backend = Backend::new(weight, backend_target(world, ctx, b, &bf, ns)?);
+        backend.mirrors = bfl.mirrors;
+        backend.request_headers = bfl.request_headers;
+        backend.response_headers = bfl.response_headers;
+        backends.push(backend);
     }
-    Ok(Plan::forward(label, backends, mirrors))
+    let mut plan = Plan::forward(label, backends, mirrors);
+    plan.request_headers = request_headers;
+    plan.response_headers = response_headers;
+    Ok(plan)
 }
 
 /// A Gateway API backend reference resolved to pods. Invalid references get
@@ -410,16 +418,30 @@ fn backend_target(
     world.service_target(name, &[], name.to_owned(), 500)
 }
 
-/// RequestMirror filters (as mirrors) and a RequestRedirect status, if any.
+/// What a list of filters does to where a request goes and what it carries.
+#[derive(Default)]
+struct Filters {
+    /// RequestMirror filters.
+    mirrors: Vec<Mirror>,
+    /// A RequestRedirect's status.
+    redirect: Option<u16>,
+    /// RequestHeaderModifier filters, in order.
+    request_headers: HeaderOps,
+    /// ResponseHeaderModifier filters, in order.
+    response_headers: HeaderOps,
+}
+
 fn filters(
     world: &World<'_>,
     ctx: &Ctx,
     v: Option<&Value>,
     field: &str,
     ns: &str,
-) -> Result<(Vec<Mirror>, Option<u16>), MeshError> {
+) -> Result<Filters, MeshError> {
     let mut mirrors = Vec::new();
     let mut redirect = None;
+    let mut request_headers = HeaderOps::default();
+    let mut response_headers = HeaderOps::default();
     for (i, flt) in ctx.arr(v, field)?.iter().enumerate() {
         let f = format!("{field}[{i}]");
         ctx.obj(Some(flt), &f)?;
@@ -482,11 +504,32 @@ fn filters(
                     }
                 });
             }
-            // Header modifiers, rewrites, CORS...: they do not change where a request goes.
+            Some("RequestHeaderModifier") => {
+                let ops = HeaderOps::gateway_api(
+                    ctx,
+                    flt.get("requestHeaderModifier"),
+                    &format!("{f}.requestHeaderModifier"),
+                )?;
+                request_headers = request_headers.then(&ops);
+            }
+            Some("ResponseHeaderModifier") => {
+                let ops = HeaderOps::gateway_api(
+                    ctx,
+                    flt.get("responseHeaderModifier"),
+                    &format!("{f}.responseHeaderModifier"),
+                )?;
+                response_headers = response_headers.then(&ops);
+            }
+            // Rewrites, CORS...: they do not change where a request goes.
             _ => {}
         }
     }
-    Ok((mirrors, redirect))
+    Ok(Filters {
+        mirrors,
+        redirect,
+        request_headers,
+        response_headers,
+    })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use regex::Regex;
 use serde_json::{Map, Value};
 
 use super::backend::World;
+use super::headers::HeaderOps;
 use super::host::{self, Specificity};
 use super::json::{Ctx, age_key, name_of, namespace_of};
 use super::plan::{Abort, Backend, Mirror, Plan, Target};
@@ -398,17 +399,20 @@ fn route_plan(
             let (host, subset) =
                 destination(ctx, d.get("destination"), &format!("{df}.destination"))?;
             let weight = ctx.uint(d.get("weight"), &format!("{df}.weight"))?;
-            dests.push((host, subset, weight));
+            let (req_ops, resp_ops) = header_operations(ctx, d, &df)?;
+            dests.push((host, subset, weight, req_ops, resp_ops));
         }
         // Absent weights: a lone destination takes everything, several share evenly.
-        let all_absent = dests.iter().all(|(_, _, w)| w.is_none());
+        let all_absent = dests.iter().all(|(_, _, w, _, _)| w.is_none());
         let mut backends = Vec::new();
-        for (host, subset, weight) in dests {
-            backends.push(Backend {
-                weight: if all_absent { 1 } else { weight.unwrap_or(0) },
-                target: target(world, host, subset, ns)?,
-                mirrors: Vec::new(),
-            });
+        for (host, subset, weight, req_ops, resp_ops) in dests {
+            let mut b = Backend::new(
+                if all_absent { 1 } else { weight.unwrap_or(0) },
+                target(world, host, subset, ns)?,
+            );
+            b.request_headers = req_ops;
+            b.response_headers = resp_ops;
+            backends.push(b);
         }
         if backends.iter().all(|b| b.weight == 0) {
             return Err(ctx.err(&f("route"), "every destination has weight 0"));
@@ -443,7 +447,24 @@ fn route_plan(
         Plan::forward(label, backends, mirrors)
     };
     plan.abort = abort;
+    (plan.request_headers, plan.response_headers) = header_operations(ctx, r, field)?;
     Ok(plan)
+}
+
+/// `headers.request` and `headers.response` of an http route or a destination.
+fn header_operations(
+    ctx: &Ctx,
+    v: &Value,
+    field: &str,
+) -> Result<(HeaderOps, HeaderOps), MeshError> {
+    let f = format!("{field}.headers");
+    let Some(h) = ctx.obj(v.get("headers"), &f)? else {
+        return Ok(Default::default());
+    };
+    Ok((
+        HeaderOps::istio(ctx, h.get("request"), &format!("{f}.request"))?,
+        HeaderOps::istio(ctx, h.get("response"), &format!("{f}.response"))?,
+    ))
 }
 
 fn destination<'v>(

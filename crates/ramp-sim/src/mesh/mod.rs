@@ -26,6 +26,7 @@
 
 mod backend;
 mod gateway;
+mod headers;
 pub mod host;
 mod istio;
 mod json;
@@ -356,7 +357,18 @@ pub fn route(
         (None, false) => gateway::plan(&world, &gw, &req)?,
         (None, true) => default_plan(&world, &req)?,
     };
-    plan::run(&mut plan, options.requests, options.seed, &mut report);
+    let headers: BTreeMap<String, String> = request
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+    plan::run(
+        &mut plan,
+        &headers,
+        options.requests,
+        options.seed,
+        &mut report,
+    );
     Ok(report)
 }
 
@@ -430,11 +442,7 @@ fn default_plan(world: &World<'_>, req: &ReqView<'_>) -> Result<plan::Plan, Mesh
     let target = world.service_target(svc, &[], svc.to_owned(), 503)?;
     Ok(plan::Plan::forward(
         format!("Service/{svc}"),
-        vec![plan::Backend {
-            weight: 1,
-            target,
-            mirrors: Vec::new(),
-        }],
+        vec![plan::Backend::new(1, target)],
         Vec::new(),
     ))
 }
