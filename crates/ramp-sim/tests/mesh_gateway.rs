@@ -558,3 +558,95 @@ fn header_modifier_filters_apply_per_rule_and_per_chosen_backend() {
         );
     }
 }
+
+fn gateway(name: &str, listeners: Value) -> Value {
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"gatewayClassName": "sim", "listeners": listeners}
+    })
+}
+
+#[test]
+fn requests_through_a_gateway_api_gateway_take_the_routes_attached_to_its_listener() {
+    let mut objs = reviews_per_version_services();
+    objs.push(gateway(
+        "edge",
+        json!([
+            {"name": "http", "port": 80, "protocol": "HTTP"},
+            {"name": "shop", "port": 80, "protocol": "HTTP", "hostname": "*.shop.example"},
+            {"name": "admin", "port": 8080, "protocol": "HTTP",
+             "allowedRoutes": {"kinds": [{"kind": "GRPCRoute"}]}}
+        ]),
+    ));
+    let gw_route = |name: &str, created: &str, parent: Value, hostnames: Value, to: &str| {
+        http_route(
+            name,
+            created,
+            json!({"parentRefs": [parent], "hostnames": hostnames,
+                   "rules": [{"backendRefs": [backend(to)]}]}),
+        )
+    };
+    objs.push(gw_route(
+        "any",
+        "2024-01-01T00:00:00Z",
+        json!({"name": "edge", "sectionName": "http"}),
+        json!([]),
+        "reviews-v1",
+    ));
+    objs.push(gw_route(
+        "shop",
+        "2024-01-01T00:00:00Z",
+        json!({"name": "edge"}),
+        json!(["cart.shop.example"]),
+        "reviews-v2",
+    ));
+    objs.push(gw_route(
+        "admin",
+        "2024-01-01T00:00:00Z",
+        json!({"name": "edge", "port": 8080}),
+        json!([]),
+        "reviews-v3",
+    ));
+    // A route on the Service, not the Gateway: never taken through the Gateway.
+    objs.push(http_route(
+        "mesh",
+        "2023-01-01T00:00:00Z",
+        json!({"parentRefs": service_parent("reviews"), "rules": [{"backendRefs": [backend("reviews-v3")]}]}),
+    ));
+    let snap = snapshot(objs);
+    let via = |host: &str| send(&snap, &HttpRequest::new(host).through_gateway("edge"), 10);
+
+    // No listener hostname: any Host; the `http` listener takes it.
+    let r = via("192.0.2.1");
+    assert_eq!(r.version("v1"), 10, "{r:?}");
+    // `*.shop.example` is more specific than no hostname: the `shop` listener,
+    // where only the `shop` route (hostname cart.shop.example) is attached.
+    let r = via("cart.shop.example");
+    assert_eq!(r.version("v2"), 10, "{r:?}");
+    let r = via("other.shop.example");
+    assert_eq!(r.errors_with(404), 10, "{r:?}");
+    // The route name `reviews` is a Service, but through the Gateway Services do not route.
+    assert_eq!(via("reviews").version("v1"), 10);
+    // Port 8080: the listener does not allow HTTPRoutes.
+    let r = via("192.0.2.1:8080");
+    assert_eq!(r.errors_with(404), 10, "{r:?}");
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("does not allow HTTPRoutes")),
+        "{r:?}"
+    );
+    // No listener on port 9999.
+    let r = via("192.0.2.1:9999");
+    assert_eq!(r.errors_with(404), 10);
+    assert!(
+        r.warnings.iter().any(|w| w.contains("no HTTP listener")),
+        "{r:?}"
+    );
+    // From inside the mesh, the Service route applies.
+    assert_eq!(
+        send(&snap, &HttpRequest::new("reviews"), 10).version("v3"),
+        10
+    );
+}

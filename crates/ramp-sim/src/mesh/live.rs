@@ -11,10 +11,11 @@ use super::{HttpRequest, MeshError, RouteOptions, RouteReport, Snapshot, route};
 
 /// The resource types a [`Snapshot`] is made of. Types not registered (the
 /// Istio or Gateway API CRDs not installed) are simply absent.
-const RESOURCES: [(&str, &str); 5] = [
+const RESOURCES: [(&str, &str); 6] = [
     ("networking.istio.io", "virtualservices"),
     ("networking.istio.io", "destinationrules"),
     ("gateway.networking.k8s.io", "httproutes"),
+    ("gateway.networking.k8s.io", "gateways"),
     ("", "services"),
     ("", "pods"),
 ];

@@ -19,6 +19,11 @@
 //!    reported as a conflict, and the older configuration is used;
 //! 3. otherwise the Service itself: its ready pods, evenly.
 //!
+//! A request entering through a Gateway API `Gateway` (`HttpRequest::gateway`
+//! naming one in the snapshot) is decided by the HTTPRoutes attached to the
+//! listener that takes it (port, most specific hostname, `allowedRoutes`,
+//! `sectionName`, route `hostnames`) instead.
+//!
 //! Simplifications: requests carry no source workload, so Istio matches on
 //! `sourceLabels`/`sourceNamespace` never match; query strings are not
 //! percent-decoded; ports only matter through `port` matches and `parentRefs`
@@ -74,6 +79,9 @@ pub struct Snapshot {
     pub virtual_services: Vec<Value>,
     pub destination_rules: Vec<Value>,
     pub http_routes: Vec<Value>,
+    /// Gateway API Gateways (`gateway.networking.k8s.io`), for requests that
+    /// enter through one.
+    pub gateways: Vec<Value>,
     pub services: Vec<Value>,
     pub pods: Vec<Value>,
 }
@@ -116,6 +124,7 @@ impl Snapshot {
             ("networking.istio.io", "VirtualService") => &mut self.virtual_services,
             ("networking.istio.io", "DestinationRule") => &mut self.destination_rules,
             ("gateway.networking.k8s.io", "HTTPRoute") => &mut self.http_routes,
+            ("gateway.networking.k8s.io", "Gateway") => &mut self.gateways,
             ("", "Service") => &mut self.services,
             ("", "Pod") => &mut self.pods,
             _ => return false,
@@ -139,9 +148,12 @@ pub struct HttpRequest {
     /// Header names are case-insensitive.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// The Istio Gateway the request enters through (`name` or `namespace/name`);
-    /// `None` is a request from inside the mesh. VirtualServices bound only to
-    /// gateways apply to requests entering through one of them.
+    /// The gateway the request enters through (`name` or `namespace/name`);
+    /// `None` is a request from inside the mesh. When the snapshot holds a
+    /// Gateway API `Gateway` of that name, the HTTPRoutes attached to it decide
+    /// (and `host` is the `Host` header, matched against listener and route
+    /// hostnames); otherwise it names an Istio Gateway, and VirtualServices
+    /// bound to it apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
 }
@@ -314,6 +326,34 @@ pub fn route(
     let world = World::new(snapshot);
     let req = view(&world, request)?;
     let mut report = RouteReport::default();
+    let headers: BTreeMap<String, String> = request
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+
+    // Through a Gateway API Gateway: only the HTTPRoutes attached to it decide.
+    if let Some(gw) = gateway::entry_gateway(&world, &req) {
+        let routes = gateway::attached_to_gateway(&world, gw, &req, &mut report)?;
+        let mut plan = if routes.is_empty() {
+            let name = name_of(gw).unwrap_or_default();
+            plan::Plan::respond(
+                format!("Gateway/{name}"),
+                404,
+                format!("no route: no HTTPRoute attached to Gateway {name} takes this host"),
+            )
+        } else {
+            gateway::plan(&world, &routes, &req)?
+        };
+        plan::run(
+            &mut plan,
+            &headers,
+            options.requests,
+            options.seed,
+            &mut report,
+        );
+        return Ok(report);
+    }
 
     let vs = istio::select(&world, &req, &mut report)?;
     let gw = match host::service_name(&req.fqdn, world.ns) {
@@ -357,11 +397,6 @@ pub fn route(
         (None, false) => gateway::plan(&world, &gw, &req)?,
         (None, true) => default_plan(&world, &req)?,
     };
-    let headers: BTreeMap<String, String> = request
-        .headers
-        .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-        .collect();
     plan::run(
         &mut plan,
         &headers,
