@@ -48,6 +48,16 @@ pub(crate) fn attached<'a>(
                 .str(p.get("namespace"), &format!("{f}.namespace"))?
                 .unwrap_or(ns);
             let pport = ctx.uint(p.get("port"), &format!("{f}.port"))?;
+            if group == "gateway.networking.k8s.io"
+                && kind == "Service"
+                && name == svc
+                && pns == world.ns
+            {
+                report.warnings.push(format!(
+                    "HTTPRoute {} {f} names kind Service in group gateway.networking.k8s.io (the default when group is unset), not the core Service {svc}; write group: \"\" to attach it; ignored",
+                    ctx.name
+                ));
+            }
             if matches!(group, "" | "core") && kind == "Service" && name == svc && pns == world.ns {
                 match (pport, port) {
                     (Some(want), Some(have)) if want != u64::from(have) => report.warnings.push(format!(

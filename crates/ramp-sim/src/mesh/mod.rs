@@ -24,6 +24,8 @@
 //! listener that takes it (port, most specific hostname, `allowedRoutes`,
 //! `sectionName`, route `hostnames`) instead.
 //!
+//! A request addressed to a pod IP reaches that pod directly.
+//!
 //! Simplifications: requests carry no source workload, so Istio matches on
 //! `sourceLabels`/`sourceNamespace` never match; query strings are not
 //! percent-decoded; ports only matter through `port` matches and `parentRefs`
@@ -345,6 +347,28 @@ pub fn route(
         } else {
             gateway::plan(&world, &routes, &req)?
         };
+        plan::run(
+            &mut plan,
+            &headers,
+            options.requests,
+            options.seed,
+            &mut report,
+        );
+        return Ok(report);
+    }
+
+    // To a pod IP: that pod, no routing rules (they bind to hosts and Services).
+    if let Some(target) = host::split_port(req.authority)
+        .0
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .and_then(|ip| world.pod_ip_target(&ip.to_string()))
+    {
+        let mut plan = plan::Plan::forward(
+            format!("pod IP {}", host::split_port(req.authority).0),
+            vec![plan::Backend::new(1, target)],
+            Vec::new(),
+        );
         plan::run(
             &mut plan,
             &headers,
