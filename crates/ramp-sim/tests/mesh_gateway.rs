@@ -650,3 +650,52 @@ fn requests_through_a_gateway_api_gateway_take_the_routes_attached_to_its_listen
         10
     );
 }
+
+#[test]
+fn consumer_routes_apply_to_clients_of_their_namespace_only() {
+    let mut objs = reviews_per_version_services();
+    // The producer's own route: everyone to v1.
+    objs.push(http_route(
+        "reviews",
+        "2024-01-01T00:00:00Z",
+        json!({"parentRefs": service_parent("reviews"), "rules": [{"backendRefs": [backend("reviews-v1")]}]}),
+    ));
+    // A consumer route in namespace shop: shop's clients go to v2.
+    let mut consumer = http_route(
+        "shop-reviews",
+        "2024-01-01T00:00:00Z",
+        json!({"parentRefs": [{"group": "", "kind": "Service", "name": "reviews", "namespace": NS}],
+               "rules": [{"backendRefs": [{"name": "reviews-v2", "namespace": NS, "port": 9080}]}]}),
+    );
+    consumer["metadata"]["namespace"] = json!("shop");
+    objs.push(consumer);
+    // A route of another namespace that names no Service here is not taken in.
+    let mut unrelated = http_route(
+        "elsewhere",
+        "2024-01-01T00:00:00Z",
+        json!({"parentRefs": service_parent("reviews"), "rules": []}),
+    );
+    unrelated["metadata"]["namespace"] = json!("shop");
+    let mut snap = snapshot(objs);
+    assert!(!snap.add(unrelated));
+    assert_eq!(snap.consumer_http_routes.len(), 1);
+
+    let r = send(
+        &snap,
+        &HttpRequest::new("reviews").from_namespace("shop"),
+        10,
+    );
+    assert_eq!(r.version("v2"), 10, "{r:?}");
+    assert_eq!(
+        send(&snap, &HttpRequest::new("reviews"), 10).version("v1"),
+        10
+    );
+    let r = send(
+        &snap,
+        &HttpRequest::new("reviews").from_namespace("other"),
+        10,
+    );
+    assert_eq!(r.version("v1"), 10, "{r:?}");
+    let r = send(&snap, &HttpRequest::new("reviews").from_namespace(NS), 10);
+    assert_eq!(r.version("v1"), 10, "{r:?}");
+}

@@ -16,15 +16,41 @@ use super::{MeshError, ReqView};
 /// The HTTPRoutes attached to Service `svc` (a `parentRefs` entry with group
 /// `""`, kind `Service`, that name, this namespace, and no port or the request's
 /// port), oldest first, then by name: the order the Gateway API uses to break
-/// precedence ties between routes.
+/// precedence ties between routes. For a client in another namespace that has
+/// consumer routes for `svc` (routes in its own namespace naming `svc` here),
+/// those are used instead (GAMMA: consumer routes take precedence for their
+/// namespace's clients).
 pub(crate) fn attached<'a>(
     world: &World<'a>,
+    svc: &str,
+    req: &ReqView<'_>,
+    report: &mut RouteReport,
+) -> Result<Vec<&'a Value>, MeshError> {
+    if let Some(src) = req.source_namespace {
+        let consumer: Vec<&'a Value> = world
+            .snapshot
+            .consumer_http_routes
+            .iter()
+            .filter(|r| namespace_of(r) == Some(src))
+            .collect();
+        let out = attached_from(world, &consumer, svc, req.port, report)?;
+        if !out.is_empty() {
+            return Ok(out);
+        }
+    }
+    let producer: Vec<&'a Value> = world.snapshot.http_routes.iter().collect();
+    attached_from(world, &producer, svc, req.port, report)
+}
+
+fn attached_from<'a>(
+    world: &World<'a>,
+    routes: &[&'a Value],
     svc: &str,
     port: Option<u16>,
     report: &mut RouteReport,
 ) -> Result<Vec<&'a Value>, MeshError> {
     let mut out = Vec::new();
-    for r in &world.snapshot.http_routes {
+    for r in routes.iter().copied() {
         let ctx = Ctx::new("HTTPRoute", r);
         let ns = namespace_of(r).unwrap_or(world.ns);
         let mut attached = false;

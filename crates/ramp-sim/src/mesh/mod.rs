@@ -26,10 +26,12 @@
 //!
 //! A request addressed to a pod IP reaches that pod directly.
 //!
-//! Simplifications: requests carry no source workload, so Istio matches on
+//! Simplifications: requests carry no source workload (only, optionally, a
+//! source namespace for GAMMA consumer routes), so Istio matches on
 //! `sourceLabels`/`sourceNamespace` never match; query strings are not
 //! percent-decoded; ports only matter through `port` matches and `parentRefs`
-//! `port`; only objects in the snapshot's namespace are considered.
+//! `port`; only objects in the snapshot's namespace are considered (and consumer
+//! HTTPRoutes of other namespaces naming its Services).
 
 mod backend;
 mod gateway;
@@ -81,6 +83,10 @@ pub struct Snapshot {
     pub virtual_services: Vec<Value>,
     pub destination_rules: Vec<Value>,
     pub http_routes: Vec<Value>,
+    /// HTTPRoutes of other namespaces with a `parentRefs` entry naming a
+    /// Service of this one (GAMMA consumer routes): they apply to requests
+    /// from their own namespace only.
+    pub consumer_http_routes: Vec<Value>,
     /// Gateway API Gateways (`gateway.networking.k8s.io`), for requests that
     /// enter through one.
     pub gateways: Vec<Value>,
@@ -110,10 +116,29 @@ impl Snapshot {
     }
 
     /// Adds an object by its `apiVersion`/`kind`. Objects of other kinds or
-    /// other namespaces are ignored (returns false); objects without a
-    /// namespace are taken to be in this one.
+    /// other namespaces are ignored (returns false), except HTTPRoutes of
+    /// other namespaces whose `parentRefs` name a Service in this one
+    /// (consumer routes); objects without a namespace are taken to be in this one.
     pub fn add(&mut self, obj: Value) -> bool {
         if namespace_of(&obj).is_some_and(|ns| ns != self.namespace) {
+            let is_route = obj.get("kind").and_then(Value::as_str) == Some("HTTPRoute")
+                && obj
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| v.starts_with("gateway.networking.k8s.io/"));
+            let names_ours = obj
+                .pointer("/spec/parentRefs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|p| {
+                    p.get("kind").and_then(Value::as_str) == Some("Service")
+                        && p.get("namespace").and_then(Value::as_str) == Some(&self.namespace)
+                });
+            if is_route && names_ours {
+                self.consumer_http_routes.push(obj);
+                return true;
+            }
             return false;
         }
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
@@ -158,6 +183,11 @@ pub struct HttpRequest {
     /// bound to it apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
+    /// Namespace of the client workload (mesh requests): consumer HTTPRoutes
+    /// of that namespace for the destination Service apply, in place of the
+    /// Service's own routes. `None`: the destination's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_namespace: Option<String>,
 }
 
 fn default_path() -> String {
@@ -177,7 +207,14 @@ impl HttpRequest {
             method: default_method(),
             headers: BTreeMap::new(),
             gateway: None,
+            source_namespace: None,
         }
+    }
+
+    /// Send from a client in namespace `ns` (see [`HttpRequest::source_namespace`]).
+    pub fn from_namespace(mut self, ns: impl Into<String>) -> Self {
+        self.source_namespace = Some(ns.into());
+        self
     }
 
     /// Enter through the Istio Gateway `name` (or `namespace/name`).
@@ -273,6 +310,8 @@ pub(crate) struct ReqView<'r> {
     pub gateway: Option<&'r str>,
     /// Namespace the request is routed in (for `ns/name` gateway references).
     pub namespace: String,
+    /// Namespace of the client, when not the routing namespace.
+    pub source_namespace: Option<&'r str>,
 }
 
 impl ReqView<'_> {
@@ -382,7 +421,7 @@ pub fn route(
     let vs = istio::select(&world, &req, &mut report)?;
     let gw = match host::service_name(&req.fqdn, world.ns) {
         Some(svc) if world.service(svc).is_some() => {
-            gateway::attached(&world, svc, req.port, &mut report)?
+            gateway::attached(&world, svc, &req, &mut report)?
         }
         _ => Vec::new(),
     };
@@ -482,6 +521,10 @@ fn view<'r>(world: &World<'_>, request: &'r HttpRequest) -> Result<ReqView<'r>, 
         headers,
         gateway: request.gateway.as_deref(),
         namespace: world.ns.to_string(),
+        source_namespace: request
+            .source_namespace
+            .as_deref()
+            .filter(|ns| *ns != world.ns),
     })
 }
 
