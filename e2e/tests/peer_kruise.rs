@@ -132,6 +132,155 @@ fn compare_vs_spec(live: &Value, kruise: &Value, canary_host: &str) -> Verdict {
     Verdict::Fail(format!("ramp wrote {live}\nKruise expects {kruise}"))
 }
 
+/// A value a regular expression from the fixtures (`.*demo`, `123*`) matches.
+fn sample(value: &str, regex: bool) -> String {
+    if regex {
+        value.replace(".*", "x-").trim_end_matches('*').to_owned()
+    } else {
+        value.to_owned()
+    }
+}
+
+/// Requests that meet each of the step's matches (within each of the
+/// routing object's own matches, `base`), and requests that meet none.
+fn probes(
+    base: &[(String, Vec<(String, String)>)],
+    step_matches: &Value,
+) -> Vec<ramp_sim::mesh::HttpRequest> {
+    let mut out = Vec::new();
+    for (path, headers) in base {
+        let mut plain = ramp_sim::mesh::HttpRequest::new("_").path(path.clone());
+        for (k, v) in headers {
+            plain = plain.header(k, v.clone());
+        }
+        out.push(plain.clone());
+        for m in step_matches.as_array().into_iter().flatten() {
+            let mut p = match m["path"]["value"].as_str() {
+                Some(v) => plain.clone().path(v.to_owned()),
+                None => plain.clone(),
+            };
+            for h in m["headers"].as_array().into_iter().flatten() {
+                let regex = h["type"] == "RegularExpression";
+                p = p.header(
+                    h["name"].as_str().unwrap(),
+                    sample(h["value"].as_str().unwrap(), regex),
+                );
+            }
+            let query: Vec<String> = m["queryParams"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|q| {
+                    let regex = q["type"] == "RegularExpression";
+                    format!(
+                        "{}={}",
+                        q["name"].as_str().unwrap(),
+                        sample(q["value"].as_str().unwrap(), regex)
+                    )
+                })
+                .collect();
+            if !query.is_empty() {
+                let path = p.path.clone();
+                p = p.path(format!("{path}?{}", query.join("&")));
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// For a documented difference of form: ramp's object and Kruise's expected
+/// one (same metadata, Kruise's spec) send every probe to the same
+/// destinations, through the mesh router over the namespace's live
+/// Services and pods.
+fn routes_the_same(
+    env: &Env,
+    live: &Value,
+    kruise_spec: &Value,
+    host: &str,
+    gateway: Option<&str>,
+    probes: &[ramp_sim::mesh::HttpRequest],
+) -> Result<(), String> {
+    use ramp_sim::mesh::{RouteOptions, Snapshot, route};
+    let snapshot = |obj: &Value| {
+        let mut s = Snapshot::new(env.ns.clone());
+        for kind in ["services", "pods"] {
+            for o in env.list(kind, None) {
+                s.add(o);
+            }
+        }
+        s.add(obj.clone());
+        s
+    };
+    let mut kruise = live.clone();
+    kruise["spec"] = kruise_spec.clone();
+    let (a, b) = (snapshot(live), snapshot(&kruise));
+    let (mut to_canary, mut to_stable) = (false, false);
+    for p in probes {
+        let mut req = p.clone();
+        req.host = host.to_owned();
+        if let Some(g) = gateway {
+            req = req.through_gateway(g);
+        }
+        let opts = RouteOptions::new(100).seed(3);
+        let ra = route(&a, &req, &opts).map_err(|e| e.to_string())?;
+        let rb = route(&b, &req, &opts).map_err(|e| e.to_string())?;
+        if ra.by_destination != rb.by_destination || ra.errors != rb.errors {
+            return Err(format!(
+                "{} {}{:?}: ramp's object sends it to {:?} {:?}, Kruise's to {:?} {:?}",
+                req.method,
+                req.path,
+                req.headers,
+                ra.by_destination,
+                ra.errors,
+                rb.by_destination,
+                rb.errors
+            ));
+        }
+        to_canary |= ra.by_destination.keys().any(|d| d.contains("-canary"));
+        to_stable |= ra.by_destination.keys().any(|d| !d.contains("-canary"));
+    }
+    // The probes must tell the two apart if they differed.
+    if !(to_canary && to_stable) {
+        return Err(format!(
+            "the probes reached the canary: {to_canary}, the stable Service: {to_stable}"
+        ));
+    }
+    Ok(())
+}
+
+/// [`compare_vs_spec`], and for a documented difference the same routing.
+fn compare_vs(
+    env: &Env,
+    live: &Value,
+    kruise: &Value,
+    canary_host: &str,
+    step_matches: &Value,
+) -> Verdict {
+    let v = compare_vs_spec(&live["spec"], kruise, canary_host);
+    if !matches!(v, Verdict::Documented(_)) {
+        return v;
+    }
+    let spec = &live["spec"];
+    let gateway = spec["gateways"][0].as_str();
+    let host = match spec["hosts"][0].as_str() {
+        Some("*") | None => canary_host.trim_end_matches("-canary").to_owned(),
+        Some(h) => h.to_owned(),
+    };
+    let base = vec![("/".to_owned(), Vec::new())];
+    match routes_the_same(
+        env,
+        live,
+        kruise,
+        &host,
+        gateway,
+        &probes(&base, step_matches),
+    ) {
+        Ok(()) => v,
+        Err(e) => Verdict::Fail(format!("differs in routing: {e}")),
+    }
+}
+
 /// Kruise's annotation value (`""` = absent) against ramp's.
 fn compare_annotation(obj: &Value, kruise: &str) -> Verdict {
     let ann = &obj["metadata"]["annotations"];
@@ -271,7 +420,13 @@ fn vs_matches_then_weight(tally: &mut Tally, case_id: &str, rollout_file: &str, 
         let vs = env.get("virtualservice", "vs-demo").unwrap();
         tally.record(
             format!("{case_id} step {step} VirtualService spec"),
-            compare_vs_spec(&vs["spec"], &s["expect"]["spec"], "echoserver-canary"),
+            compare_vs(
+                &env,
+                &vs,
+                &s["expect"]["spec"],
+                "echoserver-canary",
+                &ro["spec"]["strategy"]["canary"]["steps"][i]["matches"],
+            ),
         );
         tally.record(
             format!("{case_id} step {step} original-spec annotation"),
@@ -431,7 +586,13 @@ fn lua_three_steps(tally: &mut Tally) {
         let vs = env.get("virtualservice", "vs-demo").unwrap();
         tally.record(
             format!("{id} step {step} VirtualService spec"),
-            compare_vs_spec(&vs["spec"], &expected["spec"], "svc-demo-canary"),
+            compare_vs(
+                &env,
+                &vs,
+                &expected["spec"],
+                "svc-demo-canary",
+                &kruise["spec"]["strategy"]["canary"]["steps"][i]["matches"],
+            ),
         );
         env.approve(&name, step);
     }
@@ -556,6 +717,39 @@ fn compare_gateway_rules(live: &Value, kruise: &Value, canary: &str) -> Verdict 
     Verdict::Fail(format!("ramp wrote {live}\nKruise expects {kruise}"))
 }
 
+/// [`compare_gateway_rules`], and for a documented difference the same
+/// routing (the route attached to Service `service` for the check, on both
+/// sides; `base` are the route's own matches the probes start from).
+fn compare_gateway(
+    env: &Env,
+    live: &Value,
+    kruise_rules: &Value,
+    service: &str,
+    step_matches: &Value,
+    base: &[(String, Vec<(String, String)>)],
+) -> Verdict {
+    let canary = format!("{service}-canary");
+    let v = compare_gateway_rules(&live["spec"]["rules"], kruise_rules, &canary);
+    if !matches!(v, Verdict::Documented(_)) {
+        return v;
+    }
+    let mut attached = live.clone();
+    attached["spec"]["parentRefs"] = json!([{"group": "", "kind": "Service", "name": service}]);
+    let mut kruise_spec = attached["spec"].clone();
+    kruise_spec["rules"] = gateway_defaults(kruise_rules);
+    match routes_the_same(
+        env,
+        &attached,
+        &kruise_spec,
+        service,
+        None,
+        &probes(base, step_matches),
+    ) {
+        Ok(()) => v,
+        Err(e) => Verdict::Fail(format!("differs in routing: {e}")),
+    }
+}
+
 /// A Kruise v1beta1 Rollout with these steps on HTTPRoute `route` for Service `service`.
 fn kruise_gateway_rollout(workload: &str, service: &str, route: &str, steps: Vec<Value>) -> Value {
     json!({
@@ -628,9 +822,37 @@ fn gateway_unit_cases(tally: &mut Tally) {
         let step = i as i64 + 1;
         env.wait_step(&name, step, "StepPaused");
         let live = env.get("httproute", "route-demo").unwrap();
+        let base: Vec<(String, Vec<(String, String)>)> = data["shared"]["routeDemo.spec.rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r["matches"].as_array().cloned().unwrap_or_default())
+            .map(|m| {
+                let headers = m["headers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|h| {
+                        (
+                            h["name"].as_str().unwrap().to_owned(),
+                            h["value"].as_str().unwrap().to_owned(),
+                        )
+                    })
+                    .collect();
+                (
+                    m["path"]["value"].as_str().unwrap_or("/").to_owned(),
+                    headers,
+                )
+            })
+            .collect();
+        let step_matches = if i < match_cases.len() {
+            by_name(match_cases[i])["matches"].clone()
+        } else {
+            json!([])
+        };
         tally.record(
             format!("gateway_test '{case}' (step {step}) HTTPRoute rules"),
-            compare_gateway_rules(&live["spec"]["rules"], want, "store-svc-canary"),
+            compare_gateway(&env, &live, want, "store-svc", &step_matches, &base),
         );
         env.approve(&name, step);
     }
@@ -736,7 +958,7 @@ fn custom_network_provider_cases(tally: &mut Tally) {
                 Some("VirtualService") => {
                     tally.record(
                         format!("custom_network_provider '{case}' (step {step}) VirtualService spec"),
-                        compare_vs_spec(&live["spec"], &want["spec"], "echoserver-canary"),
+                        compare_vs(&env, &live, &want["spec"], "echoserver-canary", &c["strategy"]["matches"]),
                     );
                     let kept = want["annotations"]["virtual"] == live["metadata"]["annotations"]["virtual"];
                     let saved = compare_annotation(
