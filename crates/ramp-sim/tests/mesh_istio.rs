@@ -954,3 +954,16 @@ fn header_operations_change_what_the_backend_and_the_client_see() {
         "{e}"
     );
 }
+
+#[test]
+fn source_namespace_matches_requests_from_that_namespace() {
+    let snap = matcher_fixture(json!([
+        {"match": [{"sourceNamespace": "shop"}], "route": to("v2")},
+        {"route": to("v1")}
+    ]));
+    let v = |r: HttpRequest| version_for(&snap, r);
+    assert_eq!(v(HttpRequest::new("reviews").from_namespace("shop")), "v2");
+    assert_eq!(v(HttpRequest::new("reviews").from_namespace("other")), "v1");
+    // Without a source namespace the match never holds.
+    assert_eq!(v(HttpRequest::new("reviews")), "v1");
+}

@@ -112,6 +112,9 @@ struct MatchRequest {
     port: Option<u64>,
     /// The match's own `gateways` (empty: those of the VirtualService).
     gateways: Vec<String>,
+    /// `sourceNamespace`: met by requests sent from that namespace
+    /// ([`super::HttpRequest::source_namespace`]; never when it is unset).
+    source_namespace: Option<String>,
     /// Conditions a request from outside any workload never meets
     /// (`sourceLabels`, `sourceNamespace`).
     never: bool,
@@ -163,13 +166,18 @@ impl MatchRequest {
             )?,
             port: ctx.uint(m.get("port"), &f("port"))?,
             gateways,
-            never: !source_labels.is_empty() || source_ns.is_some(),
+            source_namespace: source_ns.map(str::to_owned),
+            never: !source_labels.is_empty(),
         })
     }
 
     fn matches(&self, req: &ReqView<'_>) -> bool {
         let opt = |m: &Option<StringMatch>, v: &str| m.as_ref().is_none_or(|m| m.matches(v, false));
         !self.never
+            && self
+                .source_namespace
+                .as_deref()
+                .is_none_or(|ns| req.client_namespace == Some(ns))
             && (self.gateways.is_empty() || {
                 let gws: Vec<&str> = self.gateways.iter().map(String::as_str).collect();
                 req.admitted_by(&gws, &req.namespace)

@@ -27,8 +27,8 @@
 //! A request addressed to a pod IP reaches that pod directly.
 //!
 //! Simplifications: requests carry no source workload (only, optionally, a
-//! source namespace for GAMMA consumer routes), so Istio matches on
-//! `sourceLabels`/`sourceNamespace` never match; query strings are not
+//! source namespace: GAMMA consumer routes, Istio `sourceNamespace`), so
+//! Istio `sourceLabels` matches never match; query strings are not
 //! percent-decoded; ports only matter through `port` matches and `parentRefs`
 //! `port`; only objects in the snapshot's namespace are considered (and consumer
 //! HTTPRoutes of other namespaces naming its Services).
@@ -312,6 +312,8 @@ pub(crate) struct ReqView<'r> {
     pub namespace: String,
     /// Namespace of the client, when not the routing namespace.
     pub source_namespace: Option<&'r str>,
+    /// Namespace of the client as given (Istio `sourceNamespace` matches).
+    pub client_namespace: Option<&'r str>,
 }
 
 impl ReqView<'_> {
@@ -525,6 +527,7 @@ fn view<'r>(world: &World<'_>, request: &'r HttpRequest) -> Result<ReqView<'r>, 
             .source_namespace
             .as_deref()
             .filter(|ns| *ns != world.ns),
+        client_namespace: request.source_namespace.as_deref(),
     })
 }
 
