@@ -223,6 +223,45 @@ fn judge(case: &Value, ns: &str, r: &RouteReport, n: u64) -> Outcome {
     c.outcome(r)
 }
 
+/// For the first case through a Gateway and each consumer-route case: the
+/// same question as `ramp-sim route` and `POST /sim/v1/route` send it (the
+/// JSON `RouteQuery`, with `gateway` / `sourceNamespace`) gets the same answer.
+fn same_through_the_query_api(
+    sim: &PeerSim,
+    case: &Value,
+    ns: &str,
+    req: &HttpRequest,
+    n: u64,
+    r: &RouteReport,
+) -> Option<String> {
+    let id = case["id"].as_str().unwrap();
+    if id != "HTTPRouteMatching/0" && !id.starts_with("MeshConsumerRoute/") {
+        return None;
+    }
+    let mut q = serde_json::json!({"namespace": ns, "host": req.host, "path": req.path,
+                                   "headers": req.headers, "requests": n, "seed": 1});
+    if let Some(g) = &req.gateway {
+        q["gateway"] = g.clone().into();
+    }
+    if let Some(src) = &req.source_namespace {
+        q["sourceNamespace"] = src.clone().into();
+    }
+    let q: ramp_sim::mesh::RouteQuery = serde_json::from_value(q).unwrap();
+    match q.run(sim.cluster.store()) {
+        Ok(via)
+            if via.by_destination == r.by_destination
+                && via.response_headers == r.response_headers =>
+        {
+            None
+        }
+        Ok(via) => Some(format!(
+            "the RouteQuery form answers {:?} {:?}, the request {:?} {:?}",
+            via.by_destination, via.response_headers, r.by_destination, r.response_headers
+        )),
+        Err(e) => Some(format!("the RouteQuery form fails: {e}")),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_gateway_api_conformance_cases_route_as_the_spec_requires() {
     let dir = peer_dir("gateway-api");
@@ -267,7 +306,10 @@ async fn peer_gateway_api_conformance_cases_route_as_the_spec_requires() {
                 Ok((ns, req)) => {
                     let n = requests_for(case);
                     match sim.route(&ns, &req, n) {
-                        Ok(r) => judge(case, &ns, &r, n),
+                        Ok(r) => match same_through_the_query_api(&sim, case, &ns, &req, n, &r) {
+                            Some(problem) => Outcome::Fail(problem),
+                            None => judge(case, &ns, &r, n),
+                        },
                         Err(e) => Outcome::Fail(format!("routing: {e}")),
                     }
                 }
