@@ -211,6 +211,10 @@ fn convert_metadata(v: Option<Value>, notes: &mut Vec<Note>) -> Result<Value> {
                     format!(
                         "{val}: ramp always runs the canary as a separate `<workload>-canary` Deployment; dropped"
                     )
+                } else if k == "rollouts.kruise.io/trafficrouting" {
+                    format!(
+                        "{val}: binds the Rollout to a standalone TrafficRouting, which ramp does not have: put its routing in spec.strategy.canary.trafficRoutings; dropped"
+                    )
                 } else {
                     "an OpenKruise annotation ramp does not read; dropped".into()
                 };
@@ -423,11 +427,45 @@ fn convert_step(
         }
         out.insert("matches".into(), Value::Array(mout));
     }
-    s.unsupported(
-        "requestHeaderModifier",
-        "ramp does not rewrite request headers",
-    );
+    if let Some(h) = s.take("requestHeaderModifier") {
+        out.insert(
+            "requestHeaderModifier".into(),
+            convert_header_modifier(&format!("{path}.requestHeaderModifier"), &h, s.notes)?,
+        );
+    }
     s.finish();
+    Ok(Value::Object(out))
+}
+
+/// A Gateway API `HTTPHeaderFilter` (`set`/`add` of `{name, value}`, `remove`
+/// of names), the shape both OpenKruise and ramp use.
+fn convert_header_modifier(path: &str, v: &Value, notes: &mut Vec<Note>) -> Result<Value> {
+    let mut h = Obj::new(path, v, notes)?;
+    let mut out = Map::new();
+    for key in ["set", "add"] {
+        let list = array(&format!("{path}.{key}"), h.take(key))?;
+        if list.is_empty() {
+            continue;
+        }
+        let mut entries = Vec::new();
+        for (k, e) in list.iter().enumerate() {
+            let mut e = Obj::new(format!("{path}.{key}[{k}]"), e, h.notes)?;
+            let mut eout = Map::new();
+            for f in ["name", "value"] {
+                if let Some(x) = e.take(f) {
+                    eout.insert(f.into(), x);
+                }
+            }
+            e.finish();
+            entries.push(Value::Object(eout));
+        }
+        out.insert(key.into(), Value::Array(entries));
+    }
+    let remove = array(&format!("{path}.remove"), h.take("remove"))?;
+    if !remove.is_empty() {
+        out.insert("remove".into(), Value::Array(remove));
+    }
+    h.finish();
     Ok(Value::Object(out))
 }
 
@@ -495,26 +533,46 @@ fn convert_routing(path: &str, v: &Value, notes: &mut Vec<Note>) -> Result<Value
             Some(n) if network_ref_kind(&n).is_none() => r.note(
                 p,
                 format!(
-                    "{} {} {:?} is not supported by ramp (it routes with Istio VirtualServices and the `<service>-canary` Service); dropped",
-                    n.api_version, n.kind, n.name
+                    "{} {} {:?}: OpenKruise changes this kind with a Lua custom script (the `lua.traffic.routing.{}.{}` key of its kruise-rollout-configuration ConfigMap); ramp runs no Lua scripts and changes only Istio VirtualServices and DestinationRules and Gateway API HTTPRoutes; dropped",
+                    n.api_version,
+                    n.kind,
+                    n.name,
+                    n.kind,
+                    n.api_version.split('/').next().unwrap_or_default()
                 ),
             ),
             _ => refs_out.push(rout),
         }
     }
     out.insert("customNetworkRefs".into(), Value::Array(refs_out));
-    r.unsupported(
-        "ingress",
-        "ramp routes with Istio VirtualServices in customNetworkRefs",
-    );
-    r.unsupported(
-        "gateway",
-        "ramp routes with Istio VirtualServices in customNetworkRefs",
-    );
-    r.unsupported(
-        "createOverlayIngress",
-        "ramp routes with Istio VirtualServices in customNetworkRefs",
-    );
+    if let Some(g) = r.take("gateway") {
+        let mut go = Obj::new(format!("{path}.gateway"), &g, r.notes)?;
+        let mut gout = Map::new();
+        if let Some(name) = go.take("httpRouteName") {
+            gout.insert("httpRouteName".into(), name);
+        }
+        go.finish();
+        if !gout.is_empty() {
+            out.insert("gateway".into(), Value::Object(gout));
+        }
+    }
+    if let Some(ing) = r.take("ingress")
+        && !is_empty(&ing)
+    {
+        let class = ing
+            .get("classType")
+            .and_then(Value::as_str)
+            .unwrap_or("nginx");
+        let name = ing.get("name").and_then(Value::as_str).unwrap_or("?");
+        let p = format!("{path}.ingress");
+        r.note(
+            p,
+            format!(
+                "the {class} Ingress provider (Ingress {name:?}) is not supported: ramp changes Istio VirtualServices and DestinationRules and Gateway API HTTPRoutes, not Ingresses or their canary annotations; dropped"
+            ),
+        );
+    }
+    r.unsupported("createOverlayIngress", "ramp changes no Ingresses");
     r.finish();
     Ok(Value::Object(out))
 }
@@ -534,6 +592,10 @@ pub fn convert_manifest(source: &str, text: &str) -> Result<Converted> {
             continue;
         }
         let label = describe_doc(&doc, i + 1);
+        if let Some(why) = dropped_document(&doc) {
+            notes_out.push(format!("{source}: {label}: {why}; dropped"));
+            continue;
+        }
         let Some(version) = kruise_version(&doc) else {
             notes_out.push(format!(
                 "{source}: {label} is not an OpenKruise Rollout; copied unchanged"
@@ -569,6 +631,40 @@ pub fn convert_manifest(source: &str, text: &str) -> Result<Converted> {
         rollouts,
         notes: notes_out,
     })
+}
+
+/// Documents that only mean something to OpenKruise and are left out of the
+/// output, with the reason.
+fn dropped_document(doc: &Value) -> Option<String> {
+    let kind = doc.get("kind").and_then(Value::as_str)?;
+    let api_version = doc.get("apiVersion").and_then(Value::as_str)?;
+    if kind == "TrafficRouting" && api_version.starts_with(&format!("{KRUISE_GROUP}/")) {
+        return Some(
+            "a standalone OpenKruise TrafficRouting; ramp has none: write its objectRef (service, customNetworkRefs) \
+             as a Rollout's spec.strategy.canary.trafficRoutings and its strategy (matches, traffic, \
+             requestHeaderModifier) as that Rollout's steps"
+                .into(),
+        );
+    }
+    if kind == "ConfigMap"
+        && doc.pointer("/metadata/name").and_then(Value::as_str)
+            == Some("kruise-rollout-configuration")
+    {
+        let keys: Vec<&str> = doc
+            .get("data")
+            .and_then(Value::as_object)
+            .map(|d| d.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        return Some(format!(
+            "OpenKruise's Lua custom traffic-routing scripts ({}); ramp runs no Lua scripts",
+            if keys.is_empty() {
+                "no data".to_string()
+            } else {
+                keys.join(", ")
+            }
+        ));
+    }
+    None
 }
 
 fn describe_doc(doc: &Value, n: usize) -> String {

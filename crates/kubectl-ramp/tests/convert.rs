@@ -134,7 +134,6 @@ status:
         paths,
         vec![
             "metadata.annotations[rollouts.kruise.io/rolling-style]",
-            "spec.strategy.canary.steps[0].requestHeaderModifier",
             "spec.strategy.canary.steps[1].estimatedDuration",
             "spec.strategy.canary.trafficRoutings[0].ingress",
             "spec.strategy.canary.failureThreshold",
@@ -166,6 +165,11 @@ status:
     );
     let c = ro.spec.strategy.canary.as_ref().unwrap();
     assert_eq!(c.steps[0].pause.as_ref().unwrap().duration, Some(30));
+    // requestHeaderModifier is carried over (ramp has the same field).
+    assert_eq!(
+        c.steps[0].request_header_modifier.as_ref().unwrap().set[0].name,
+        "x-canary"
+    );
     assert_eq!(c.traffic_routings[0].grace_period_seconds, Some(5));
     assert_eq!(c.traffic_routings[0].custom_network_refs.len(), 2);
     assert!(ro.status.is_none());
@@ -249,4 +253,136 @@ fn other_documents_are_copied_and_a_file_without_a_rollout_is_an_error() {
         matches!(&err, Error::Invalid(m) if m.starts_with("bad.yaml: document 1:")),
         "{err:?}"
     );
+}
+
+#[test]
+fn a_gateway_http_route_rollout_converts_with_its_route_and_header_modifier() {
+    let text = r#"
+apiVersion: rollouts.kruise.io/v1beta1
+kind: Rollout
+metadata: {name: shop}
+spec:
+  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: shop}
+  strategy:
+    canary:
+      enableExtraWorkloadForCanary: true
+      steps:
+      - replicas: 1
+        matches:
+        - headers: [{name: x-beta, value: "yes"}]
+        requestHeaderModifier:
+          set: [{name: x-env, value: canary}]
+          remove: [x-debug]
+      - {traffic: 40%, replicas: 50%}
+      trafficRoutings:
+      - service: shop
+        gateway: {httpRouteName: shop-route}
+"#;
+    let out = convert_manifest("gw.yaml", text).unwrap();
+    assert_eq!(out.notes, Vec::<String>::new());
+    let c = out.rollouts[0].spec.strategy.canary.clone().unwrap();
+    let gw = c.traffic_routings[0].gateway.as_ref().unwrap();
+    assert_eq!(gw.http_route_name.as_deref(), Some("shop-route"));
+    let refs = c.traffic_routings[0].routing_refs();
+    assert_eq!(
+        (refs[0].kind.as_str(), refs[0].name.as_str()),
+        ("HTTPRoute", "shop-route")
+    );
+    let m = c.steps[0].request_header_modifier.as_ref().unwrap();
+    assert_eq!(
+        (m.set[0].name.as_str(), m.set[0].value.as_str()),
+        ("x-env", "canary")
+    );
+    assert_eq!(m.remove, vec!["x-debug".to_string()]);
+    // It reads back from the printed YAML.
+    let ro: Rollout = serde_yaml::from_str(&out.yaml).unwrap();
+    assert_eq!(ro.spec, out.rollouts[0].spec);
+}
+
+#[test]
+fn kruise_only_objects_and_lua_routed_kinds_are_dropped_saying_why() {
+    let text = r#"
+apiVersion: rollouts.kruise.io/v1alpha1
+kind: TrafficRouting
+metadata: {name: tr-web}
+spec:
+  objectRef:
+  - service: web
+    customNetworkRefs: [{apiVersion: networking.istio.io/v1beta1, kind: VirtualService, name: web}]
+  strategy:
+    matches: [{headers: [{name: user-agent, value: pc}]}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: kruise-rollout-configuration, namespace: kruise-rollout}
+data:
+  lua.traffic.routing.ApisixRoute.apisix.apache.org: "-- a script"
+---
+apiVersion: rollouts.kruise.io/v1beta1
+kind: Rollout
+metadata:
+  name: web
+  annotations: {rollouts.kruise.io/trafficrouting: tr-web}
+spec:
+  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  strategy:
+    canary:
+      enableExtraWorkloadForCanary: true
+      steps:
+      - {replicas: 1, traffic: 10%}
+      trafficRoutings:
+      - service: web
+        customNetworkRefs:
+        - {apiVersion: networking.istio.io/v1beta1, kind: VirtualService, name: web}
+        - {apiVersion: apisix.apache.org/v2, kind: ApisixRoute, name: web}
+"#;
+    let out = convert_manifest("k.yaml", text).unwrap();
+    // Only the Rollout is printed.
+    assert!(
+        out.yaml
+            .starts_with("apiVersion: rollouts.ramp.dev/v1beta1\nkind: Rollout\n")
+            && !out.yaml.contains("---")
+            && !out.yaml.contains("ConfigMap"),
+        "{}",
+        out.yaml
+    );
+    let find = |needle: &str| {
+        out.notes
+            .iter()
+            .find(|n| n.contains(needle))
+            .unwrap_or_else(|| panic!("no note with {needle:?}: {:#?}", out.notes))
+            .clone()
+    };
+    let tr = find("TrafficRouting 'tr-web'");
+    assert!(
+        tr.contains("a standalone OpenKruise TrafficRouting; ramp has none"),
+        "{tr}"
+    );
+    assert!(tr.ends_with("; dropped"), "{tr}");
+    let cm = find("ConfigMap 'kruise-rollout-configuration'");
+    assert!(
+        cm.contains(
+            "Lua custom traffic-routing scripts (lua.traffic.routing.ApisixRoute.apisix.apache.org)"
+        ),
+        "{cm}"
+    );
+    let ann = find("metadata.annotations[rollouts.kruise.io/trafficrouting]");
+    assert!(
+        ann.contains("\"tr-web\": binds the Rollout to a standalone TrafficRouting"),
+        "{ann}"
+    );
+    let lua = find("customNetworkRefs[1]");
+    assert!(
+        lua.contains("ApisixRoute \"web\": OpenKruise changes this kind with a Lua custom script (the `lua.traffic.routing.ApisixRoute.apisix.apache.org` key"),
+        "{lua}"
+    );
+    let refs = &out.rollouts[0]
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .unwrap()
+        .traffic_routings[0]
+        .custom_network_refs;
+    assert_eq!(refs.len(), 1);
 }

@@ -106,6 +106,40 @@ pub struct CanaryStep {
     /// callers only ever see the stable answer. Needs at least one canary pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<TrafficMirror>,
+    /// Changes to the request headers the canary receives on this step's
+    /// canary routes (OpenKruise Rollout's field; the Gateway API
+    /// `HTTPHeaderFilter` shape). Istio: `headers.request` on the canary
+    /// route or destination; HTTPRoute: a `RequestHeaderModifier` filter on
+    /// the canary rule or backendRef. Needs `matches` or `traffic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_header_modifier: Option<HttpHeaderModifier>,
+}
+
+/// Request header changes: `set` overwrites, `add` appends (after a comma
+/// when the header is already there), `remove` deletes. Names are
+/// case-insensitive.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpHeaderModifier {
+    /// Headers to set, replacing any value the request has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<HttpHeader>,
+    /// Headers to add to the request's values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<HttpHeader>,
+    /// Header names to remove.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+/// One header name and value.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpHeader {
+    /// Header name.
+    pub name: String,
+    /// Header value.
+    pub value: String,
 }
 
 /// Request mirroring for a step.

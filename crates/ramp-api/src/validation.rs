@@ -6,8 +6,8 @@
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::{
-    CanaryStep, CustomNetworkRef, HttpRouteMatch, PathMatchType, Rollout, RolloutPhase,
-    TrafficRoutingRef, ValueMatchType,
+    CanaryStep, CustomNetworkRef, HttpHeaderModifier, HttpRouteMatch, PathMatchType, Rollout,
+    RolloutPhase, TrafficRoutingRef, ValueMatchType,
 };
 
 /// One problem in a Rollout spec.
@@ -241,6 +241,15 @@ fn validate_step(errs: &mut Vec<FieldError>, path: &str, step: &CanaryStep) {
             ),
         ));
     }
+    if let Some(m) = &step.request_header_modifier {
+        validate_header_modifier(errs, &format!("{path}.requestHeaderModifier"), m);
+        if step.matches.is_empty() && step.traffic.is_none() {
+            errs.push(FieldError::new(
+                format!("{path}.requestHeaderModifier"),
+                "applies to the canary routes of a step: the step needs matches or traffic",
+            ));
+        }
+    }
     if let Some(d) = step.pause.as_ref().and_then(|p| p.duration)
         && d < 0
     {
@@ -248,6 +257,53 @@ fn validate_step(errs: &mut Vec<FieldError>, path: &str, step: &CanaryStep) {
             format!("{path}.pause.duration"),
             format!("invalid value {d}: seconds must be >= 0 (omit it to wait for approval)"),
         ));
+    }
+}
+
+/// Gateway API's limits for an `HTTPHeaderFilter`: at most 16 entries per
+/// list, valid header names, each name at most once per list.
+fn validate_header_modifier(errs: &mut Vec<FieldError>, path: &str, m: &HttpHeaderModifier) {
+    if m.set.is_empty() && m.add.is_empty() && m.remove.is_empty() {
+        errs.push(FieldError::new(
+            path,
+            "needs at least one of set, add or remove",
+        ));
+    }
+    let lists: [(&str, Vec<&str>); 3] = [
+        ("set", m.set.iter().map(|h| h.name.as_str()).collect()),
+        ("add", m.add.iter().map(|h| h.name.as_str()).collect()),
+        ("remove", m.remove.iter().map(String::as_str).collect()),
+    ];
+    for (list, names) in lists {
+        if names.len() > 16 {
+            errs.push(FieldError::new(
+                format!("{path}.{list}"),
+                format!("{} entries: at most 16 are allowed", names.len()),
+            ));
+        }
+        let mut seen: Vec<String> = Vec::new();
+        for (k, name) in names.iter().enumerate() {
+            let p = if list == "remove" {
+                format!("{path}.{list}[{k}]")
+            } else {
+                format!("{path}.{list}[{k}].name")
+            };
+            if name.is_empty() || !name.bytes().all(is_token_char) {
+                errs.push(FieldError::new(
+                    p,
+                    format!("invalid header name {name:?}: only letters, digits and !#$%&'*+-.^_`|~ are allowed"),
+                ));
+                continue;
+            }
+            let lower = name.to_ascii_lowercase();
+            if seen.contains(&lower) {
+                errs.push(FieldError::new(
+                    p,
+                    format!("header {name:?} is listed twice (names are case-insensitive)"),
+                ));
+            }
+            seen.push(lower);
+        }
     }
 }
 

@@ -508,3 +508,51 @@ fn routing_refs_include_the_gateway_http_route_once() {
     );
     assert_eq!(t.canary_subset(), "canary");
 }
+
+#[test]
+fn request_header_modifier_is_checked_like_a_gateway_api_header_filter() {
+    const STEP: &str = "spec.strategy.canary.steps[0].requestHeaderModifier";
+    let ok = errors(|r| {
+        r["spec"]["strategy"]["canary"]["steps"][0]["requestHeaderModifier"] = serde_json::json!(
+            {"set": [{"name": "x-env", "value": "canary"}], "add": [{"name": "x-a", "value": "1"}], "remove": ["x-debug"]});
+        r["spec"]["strategy"]["canary"]["steps"][1]["requestHeaderModifier"] =
+            serde_json::json!({"set": [{"name": "x-env", "value": "canary"}]});
+    });
+    assert_eq!(ok, vec![]);
+    let set = |m: serde_json::Value| {
+        errors(|r| r["spec"]["strategy"]["canary"]["steps"][0]["requestHeaderModifier"] = m)
+    };
+    assert_one(
+        &set(serde_json::json!({})),
+        STEP,
+        "needs at least one of set, add or remove",
+    );
+    assert_one(
+        &set(serde_json::json!({"set": [{"name": "bad name", "value": "v"}]})),
+        &format!("{STEP}.set[0].name"),
+        "invalid header name \"bad name\"",
+    );
+    assert_one(
+        &set(serde_json::json!({"remove": ["X-A", "x-a"]})),
+        &format!("{STEP}.remove[1]"),
+        "listed twice",
+    );
+    let many: Vec<serde_json::Value> = (0..17)
+        .map(|i| serde_json::json!({"name": format!("h{i}"), "value": "v"}))
+        .collect();
+    assert_one(
+        &set(serde_json::json!({"add": many})),
+        &format!("{STEP}.add"),
+        "17 entries: at most 16",
+    );
+    // A step that only pauses has no canary route to change.
+    let errs = errors(|r| {
+        r["spec"]["strategy"]["canary"]["steps"][2] = serde_json::json!(
+            {"replicas": 1, "requestHeaderModifier": {"set": [{"name": "x", "value": "y"}]}});
+    });
+    assert_one(
+        &errs,
+        "spec.strategy.canary.steps[2].requestHeaderModifier",
+        "needs matches or traffic",
+    );
+}

@@ -113,6 +113,7 @@ pub(crate) fn parse_steps(steps: &[CanaryStep]) -> Result<Vec<ParsedStep>, Vec<S
                 weight,
                 matches: step.matches.clone(),
                 mirror,
+                request_header_modifier: step.request_header_modifier.clone(),
             })
         } else {
             previous.clone()

@@ -44,6 +44,7 @@ fn header_step() -> StepRouting {
             ..Default::default()
         }],
         mirror: None,
+        request_header_modifier: None,
     }
 }
 
@@ -52,6 +53,7 @@ fn weight(w: i32) -> StepRouting {
         weight: Some(w),
         matches: vec![],
         mirror: None,
+        request_header_modifier: None,
     }
 }
 

@@ -140,6 +140,7 @@ fn errors_name_the_object_and_the_field() {
         weight: Some(10),
         matches: vec![],
         mirror: None,
+        request_header_modifier: None,
     };
     let bad_host = json!({"http": [{"route": [{"destination": {"port": {"number": 80}}}]}]});
     let err = p

@@ -182,6 +182,18 @@ pub fn shared_crds_dir() -> PathBuf {
         .collect()
 }
 
+/// The directory of the peers' test data (`kruise/`, `gateway-api/`, `istio/`):
+/// `$RAMP_SHARED_PEER`, else `<workspace>/../shared/peer`.
+pub fn shared_peer_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("RAMP_SHARED_PEER").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/peer")
+        .components()
+        .collect()
+}
+
 /// A sim started in-process on a random loopback port, with a kubeconfig in a temporary
 /// directory and a ready `kube::Client`. Dropping it stops the server.
 pub struct TestCluster {

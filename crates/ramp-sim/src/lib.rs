@@ -32,7 +32,7 @@ pub mod table;
 pub mod telemetry;
 pub mod watch;
 
-pub use client::{ClusterError, TestCluster, load_manifests, shared_crds_dir};
+pub use client::{ClusterError, TestCluster, load_manifests, shared_crds_dir, shared_peer_dir};
 pub use server::{Server, ServerConfig};
 pub use store::Store;
 pub use telemetry::load;

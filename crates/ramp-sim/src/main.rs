@@ -229,10 +229,15 @@ struct RouteArgs {
     /// Request header, `Name: value` (repeatable).
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     headers: Vec<String>,
-    /// Enter through this Istio Gateway (`name` or `namespace/name`) instead of
-    /// from inside the mesh: VirtualServices bound to it apply.
+    /// Enter through this gateway (`name` or `namespace/name`) instead of from
+    /// inside the mesh: a Gateway API Gateway's HTTPRoutes, or the
+    /// VirtualServices bound to an Istio Gateway of that name, apply.
     #[arg(long)]
     gateway: Option<String>,
+    /// Send from a client in this namespace: its consumer HTTPRoutes for the
+    /// destination Service apply.
+    #[arg(long, value_name = "NAMESPACE")]
+    from_namespace: Option<String>,
     /// How many requests to send.
     #[arg(long, default_value_t = 1000)]
     requests: u64,
@@ -261,6 +266,7 @@ async fn route(args: RouteArgs) -> Result<(), String> {
         requests: args.requests,
         seed: args.seed,
         gateway: args.gateway,
+        source_namespace: args.from_namespace,
     };
     let kc = kube::config::Kubeconfig::read_from(&args.kubeconfig)
         .map_err(|e| format!("reading {}: {e}", args.kubeconfig.display()))?;

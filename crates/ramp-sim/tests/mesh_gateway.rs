@@ -508,3 +508,194 @@ fn malformed_http_routes_are_errors_naming_the_field() {
             .contains("spec.rules[0].backendRefs[0].name: is required")
     );
 }
+
+#[test]
+fn header_modifier_filters_apply_per_rule_and_per_chosen_backend() {
+    let mut objs = reviews_per_version_services();
+    objs.push(http_route(
+        "reviews",
+        "2024-01-01T00:00:00Z",
+        json!({
+            "parentRefs": service_parent("reviews"),
+            "rules": [{
+                "filters": [
+                    {"type": "RequestHeaderModifier", "requestHeaderModifier": {
+                        "set": [{"name": "X-Set", "value": "set"}],
+                        "add": [{"name": "X-Add", "value": "added"}],
+                        "remove": ["X-Remove"]}},
+                    {"type": "ResponseHeaderModifier", "responseHeaderModifier": {
+                        "set": [{"name": "X-Route", "value": "reviews"}]}}
+                ],
+                "backendRefs": [
+                    {"name": "reviews-v1", "port": 9080, "weight": 1, "filters": [
+                        {"type": "RequestHeaderModifier", "requestHeaderModifier": {
+                            "set": [{"name": "Backend", "value": "reviews-v1"}]}}]},
+                    {"name": "reviews-v2", "port": 9080, "weight": 1, "filters": [
+                        {"type": "RequestHeaderModifier", "requestHeaderModifier": {
+                            "set": [{"name": "Backend", "value": "reviews-v2"}]}}]}
+                ]
+            }]
+        }),
+    ));
+    let snap = snapshot(objs);
+    let r = send(
+        &snap,
+        &HttpRequest::new("reviews")
+            .header("x-set", "old")
+            .header("X-Add", "mine")
+            .header("x-remove", "1"),
+        200,
+    );
+    for v in ["reviews-v1", "reviews-v2"] {
+        let seen = &r.request_headers[v];
+        assert_eq!(seen.get("backend").map(String::as_str), Some(v), "{seen:?}");
+        assert_eq!(seen.get("x-set").map(String::as_str), Some("set"));
+        assert_eq!(seen.get("x-add").map(String::as_str), Some("mine,added"));
+        assert!(!seen.contains_key("x-remove"));
+        assert_eq!(
+            r.response_headers[v].get("x-route").map(String::as_str),
+            Some("reviews")
+        );
+    }
+}
+
+fn gateway(name: &str, listeners: Value) -> Value {
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"gatewayClassName": "sim", "listeners": listeners}
+    })
+}
+
+#[test]
+fn requests_through_a_gateway_api_gateway_take_the_routes_attached_to_its_listener() {
+    let mut objs = reviews_per_version_services();
+    objs.push(gateway(
+        "edge",
+        json!([
+            {"name": "http", "port": 80, "protocol": "HTTP"},
+            {"name": "shop", "port": 80, "protocol": "HTTP", "hostname": "*.shop.example"},
+            {"name": "admin", "port": 8080, "protocol": "HTTP",
+             "allowedRoutes": {"kinds": [{"kind": "GRPCRoute"}]}}
+        ]),
+    ));
+    let gw_route = |name: &str, created: &str, parent: Value, hostnames: Value, to: &str| {
+        http_route(
+            name,
+            created,
+            json!({"parentRefs": [parent], "hostnames": hostnames,
+                   "rules": [{"backendRefs": [backend(to)]}]}),
+        )
+    };
+    objs.push(gw_route(
+        "any",
+        "2024-01-01T00:00:00Z",
+        json!({"name": "edge", "sectionName": "http"}),
+        json!([]),
+        "reviews-v1",
+    ));
+    objs.push(gw_route(
+        "shop",
+        "2024-01-01T00:00:00Z",
+        json!({"name": "edge"}),
+        json!(["cart.shop.example"]),
+        "reviews-v2",
+    ));
+    objs.push(gw_route(
+        "admin",
+        "2024-01-01T00:00:00Z",
+        json!({"name": "edge", "port": 8080}),
+        json!([]),
+        "reviews-v3",
+    ));
+    // A route on the Service, not the Gateway: never taken through the Gateway.
+    objs.push(http_route(
+        "mesh",
+        "2023-01-01T00:00:00Z",
+        json!({"parentRefs": service_parent("reviews"), "rules": [{"backendRefs": [backend("reviews-v3")]}]}),
+    ));
+    let snap = snapshot(objs);
+    let via = |host: &str| send(&snap, &HttpRequest::new(host).through_gateway("edge"), 10);
+
+    // No listener hostname: any Host; the `http` listener takes it.
+    let r = via("192.0.2.1");
+    assert_eq!(r.version("v1"), 10, "{r:?}");
+    // `*.shop.example` is more specific than no hostname: the `shop` listener,
+    // where only the `shop` route (hostname cart.shop.example) is attached.
+    let r = via("cart.shop.example");
+    assert_eq!(r.version("v2"), 10, "{r:?}");
+    let r = via("other.shop.example");
+    assert_eq!(r.errors_with(404), 10, "{r:?}");
+    // The route name `reviews` is a Service, but through the Gateway Services do not route.
+    assert_eq!(via("reviews").version("v1"), 10);
+    // Port 8080: the listener does not allow HTTPRoutes.
+    let r = via("192.0.2.1:8080");
+    assert_eq!(r.errors_with(404), 10, "{r:?}");
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("does not allow HTTPRoutes")),
+        "{r:?}"
+    );
+    // No listener on port 9999.
+    let r = via("192.0.2.1:9999");
+    assert_eq!(r.errors_with(404), 10);
+    assert!(
+        r.warnings.iter().any(|w| w.contains("no HTTP listener")),
+        "{r:?}"
+    );
+    // From inside the mesh, the Service route applies.
+    assert_eq!(
+        send(&snap, &HttpRequest::new("reviews"), 10).version("v3"),
+        10
+    );
+}
+
+#[test]
+fn consumer_routes_apply_to_clients_of_their_namespace_only() {
+    let mut objs = reviews_per_version_services();
+    // The producer's own route: everyone to v1.
+    objs.push(http_route(
+        "reviews",
+        "2024-01-01T00:00:00Z",
+        json!({"parentRefs": service_parent("reviews"), "rules": [{"backendRefs": [backend("reviews-v1")]}]}),
+    ));
+    // A consumer route in namespace shop: shop's clients go to v2.
+    let mut consumer = http_route(
+        "shop-reviews",
+        "2024-01-01T00:00:00Z",
+        json!({"parentRefs": [{"group": "", "kind": "Service", "name": "reviews", "namespace": NS}],
+               "rules": [{"backendRefs": [{"name": "reviews-v2", "namespace": NS, "port": 9080}]}]}),
+    );
+    consumer["metadata"]["namespace"] = json!("shop");
+    objs.push(consumer);
+    // A route of another namespace that names no Service here is not taken in.
+    let mut unrelated = http_route(
+        "elsewhere",
+        "2024-01-01T00:00:00Z",
+        json!({"parentRefs": service_parent("reviews"), "rules": []}),
+    );
+    unrelated["metadata"]["namespace"] = json!("shop");
+    let mut snap = snapshot(objs);
+    assert!(!snap.add(unrelated));
+    assert_eq!(snap.consumer_http_routes.len(), 1);
+
+    let r = send(
+        &snap,
+        &HttpRequest::new("reviews").from_namespace("shop"),
+        10,
+    );
+    assert_eq!(r.version("v2"), 10, "{r:?}");
+    assert_eq!(
+        send(&snap, &HttpRequest::new("reviews"), 10).version("v1"),
+        10
+    );
+    let r = send(
+        &snap,
+        &HttpRequest::new("reviews").from_namespace("other"),
+        10,
+    );
+    assert_eq!(r.version("v1"), 10, "{r:?}");
+    let r = send(&snap, &HttpRequest::new("reviews").from_namespace(NS), 10);
+    assert_eq!(r.version("v1"), 10, "{r:?}");
+}

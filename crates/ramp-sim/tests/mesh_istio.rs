@@ -850,3 +850,120 @@ fn the_json_report_has_the_documented_shape() {
         "{table}"
     );
 }
+
+#[test]
+fn pseudo_header_matches_read_the_request_itself() {
+    // Istio matches `:method`, `:path`, `:authority` and `:scheme` written as
+    // header names against the request line, not against a header of that name.
+    let snap = matcher_fixture(json!([
+        {"match": [{"headers": {":method": {"exact": "POST"}}}], "route": to("v1")},
+        {"match": [{"headers": {":path": {"prefix": "/api?x="}}}], "route": to("v2")},
+        {"match": [{"headers": {":authority": {"exact": "reviews:9080"}}}], "route": to("v3")},
+        {"match": [{"headers": {":scheme": {"exact": "https"}}}], "route": to("v3")}
+    ]));
+    let v = |r: HttpRequest| version_for(&snap, r);
+    assert_eq!(v(HttpRequest::new("reviews").method("POST")), "v1");
+    assert!(v(HttpRequest::new("reviews").header(":method", "POST")).contains("404"));
+    assert_eq!(v(HttpRequest::new("reviews").path("/api?x=1")), "v2");
+    assert_eq!(v(HttpRequest::new("reviews:9080")), "v3");
+    assert!(v(HttpRequest::new("reviews")).contains("404"));
+}
+
+#[test]
+fn regex_star_is_a_presence_match() {
+    // Istio turns `regex: "*"` (not a valid RE2 pattern) into "the header is present".
+    let snap = matcher_fixture(json!([
+        {"match": [{"headers": {"x-canary": {"regex": "*"}}}], "route": to("v2")},
+        {"route": to("v1")}
+    ]));
+    let v = |r: HttpRequest| version_for(&snap, r);
+    assert_eq!(v(HttpRequest::new("reviews").header("x-canary", "")), "v2");
+    assert_eq!(
+        v(HttpRequest::new("reviews").header("x-canary", "yes")),
+        "v2"
+    );
+    assert_eq!(v(HttpRequest::new("reviews")), "v1");
+}
+
+#[test]
+fn without_headers_compares_a_missing_header_as_empty() {
+    // withoutHeaders is an inverted match that treats a missing header as "",
+    // so `exact: jason` holds for a request without the header (the rule
+    // applies), `regex: .*` matches "" (the rule does not apply), and the
+    // presence match `regex: "*"` applies only when the header is absent.
+    for (m, absent, empty, jason) in [
+        (json!({"exact": "jason"}), "v2", "v2", "v1"),
+        (json!({"regex": ".*"}), "v1", "v1", "v1"),
+        (json!({"regex": "*"}), "v2", "v1", "v1"),
+        (json!({}), "v2", "v1", "v1"),
+    ] {
+        let snap = matcher_fixture(json!([
+            {"match": [{"withoutHeaders": {"end-user": m}}], "route": to("v2")},
+            {"route": to("v1")}
+        ]));
+        let v = |r: HttpRequest| version_for(&snap, r);
+        assert_eq!(v(HttpRequest::new("reviews")), absent, "{m}: header absent");
+        assert_eq!(
+            v(HttpRequest::new("reviews").header("end-user", "")),
+            empty,
+            "{m}: empty"
+        );
+        assert_eq!(
+            v(HttpRequest::new("reviews").header("end-user", "jason")),
+            jason,
+            "{m}: jason"
+        );
+    }
+}
+
+#[test]
+fn header_operations_change_what_the_backend_and_the_client_see() {
+    let snap = matcher_fixture(json!([
+        {"headers": {"request": {"set": {"X-Env": "canary"}, "add": {"x-trace": "mesh"}, "remove": ["cookie"]},
+                     "response": {"set": {"x-served-by": "reviews"}}},
+         "route": [{"destination": {"host": "reviews", "subset": "v2"},
+                    "headers": {"request": {"set": {"x-subset": "v2"}}}}]}
+    ]));
+    let r = send(
+        &snap,
+        &HttpRequest::new("reviews")
+            .header("x-env", "prod")
+            .header("x-trace", "client")
+            .header("cookie", "a=1")
+            .header("end-user", "jason"),
+        4,
+    );
+    let seen = &r.request_headers["reviews/v2"];
+    assert_eq!(seen.get("x-env").map(String::as_str), Some("canary"));
+    assert_eq!(seen.get("x-trace").map(String::as_str), Some("client,mesh"));
+    assert_eq!(seen.get("x-subset").map(String::as_str), Some("v2"));
+    assert_eq!(seen.get("end-user").map(String::as_str), Some("jason"));
+    assert!(!seen.contains_key("cookie"), "{seen:?}");
+    assert_eq!(
+        r.response_headers["reviews/v2"]
+            .get("x-served-by")
+            .map(String::as_str),
+        Some("reviews")
+    );
+    let bad = matcher_fixture(json!([
+        {"headers": {"request": {"set": {"x": 1}}}, "route": to("v1")}
+    ]));
+    let e = route(&bad, &HttpRequest::new("reviews"), &RouteOptions::new(1)).unwrap_err();
+    assert!(
+        e.to_string().contains("spec.http[0].headers.request.set.x"),
+        "{e}"
+    );
+}
+
+#[test]
+fn source_namespace_matches_requests_from_that_namespace() {
+    let snap = matcher_fixture(json!([
+        {"match": [{"sourceNamespace": "shop"}], "route": to("v2")},
+        {"route": to("v1")}
+    ]));
+    let v = |r: HttpRequest| version_for(&snap, r);
+    assert_eq!(v(HttpRequest::new("reviews").from_namespace("shop")), "v2");
+    assert_eq!(v(HttpRequest::new("reviews").from_namespace("other")), "v1");
+    // Without a source namespace the match never holds.
+    assert_eq!(v(HttpRequest::new("reviews")), "v1");
+}

@@ -26,7 +26,7 @@
 //! match `path`, header `type`); ramp writes them explicitly in everything it
 //! adds, so what it writes is what the server stores.
 
-use ramp_api::{HttpRouteMatch, PathMatchType, ValueMatchType};
+use ramp_api::{HttpHeaderModifier, HttpRouteMatch, PathMatchType, ValueMatchType};
 use serde_json::{Map, Value, json};
 
 use super::istio::distribute;
@@ -107,12 +107,26 @@ impl TrafficProvider for GatewayHttpRoute {
                 }
                 copy["matches"] = Value::Array(matched);
                 copy["backendRefs"] = json!([canary_ref(&refs[first_stable], ctx, 1)]);
+                if let Some(m) = &step.request_header_modifier {
+                    add_header_filter(object, &format!("{field}.filters"), &mut copy, m)?;
+                }
                 out.push(copy);
             }
             let mut kept = rule.clone();
             if let Some(w) = step.weight {
-                kept["backendRefs"] =
-                    Value::Array(split(object, &field, &refs, i64::from(w), ctx)?);
+                let mut split = split(object, &field, &refs, i64::from(w), ctx)?;
+                if let Some(m) = &step.request_header_modifier {
+                    // The canary backendRefs `split` appended.
+                    for (k, b) in split.iter_mut().enumerate().skip(refs.len()) {
+                        add_header_filter(
+                            object,
+                            &format!("{field}.backendRefs[{k}].filters"),
+                            b,
+                            m,
+                        )?;
+                    }
+                }
+                kept["backendRefs"] = Value::Array(split);
             }
             if let Some(percent) = step.mirror {
                 add_mirror(object, &field, &mut kept, &refs[first_stable], percent, ctx)?;
@@ -166,6 +180,81 @@ impl TrafficProvider for GatewayHttpRoute {
         spec["rules"] = Value::Array(out);
         Ok(spec)
     }
+}
+
+/// Merges a step's `requestHeaderModifier` into the `RequestHeaderModifier`
+/// filter of a rule or backendRef (Gateway API allows one per list), adding
+/// the filter when there is none: `set`/`add` entries by name
+/// (case-insensitive; the step's win), `remove` names appended once.
+fn add_header_filter(
+    object: &str,
+    field: &str,
+    target: &mut Value,
+    m: &HttpHeaderModifier,
+) -> Result<(), RoutingError> {
+    if !target.get("filters").is_some_and(Value::is_array) {
+        target["filters"] = json!([]);
+    }
+    let Some(filters) = target["filters"].as_array_mut() else {
+        return Ok(());
+    };
+    let pos = match filters
+        .iter()
+        .position(|f| f.get("type").and_then(Value::as_str) == Some("RequestHeaderModifier"))
+    {
+        Some(p) => p,
+        None => {
+            if filters.len() >= MAX_FILTERS {
+                return Err(invalid(
+                    object,
+                    field,
+                    &format!(
+                        "the step's requestHeaderModifier needs one more filter, and Gateway API allows at most {MAX_FILTERS}"
+                    ),
+                ));
+            }
+            filters.push(json!({"type": "RequestHeaderModifier", "requestHeaderModifier": {}}));
+            filters.len() - 1
+        }
+    };
+    let hm = &mut filters[pos]["requestHeaderModifier"];
+    if !hm.is_object() {
+        *hm = json!({});
+    }
+    for (key, list) in [("set", &m.set), ("add", &m.add)] {
+        if list.is_empty() {
+            continue;
+        }
+        if !hm.get(key).is_some_and(Value::is_array) {
+            hm[key] = json!([]);
+        }
+        if let Some(entries) = hm[key].as_array_mut() {
+            for h in list {
+                entries.retain(|e| {
+                    !e.get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| n.eq_ignore_ascii_case(&h.name))
+                });
+                entries.push(json!({"name": h.name, "value": h.value}));
+            }
+        }
+    }
+    if !m.remove.is_empty() {
+        if !hm.get("remove").is_some_and(Value::is_array) {
+            hm["remove"] = json!([]);
+        }
+        if let Some(entries) = hm["remove"].as_array_mut() {
+            for name in &m.remove {
+                if !entries
+                    .iter()
+                    .any(|v| v.as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+                {
+                    entries.push(json!(name));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn no_route(object: &str, ctx: &RoutingContext) -> RoutingError {

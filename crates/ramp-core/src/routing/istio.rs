@@ -12,11 +12,15 @@
 //! destination is the same host and port with the canary subset. Every
 //! subset a route names for that host must exist in the DestinationRule.
 //!
+//! A step's `requestHeaderModifier` becomes `headers.request` (`set`, `add`,
+//! `remove`) on its canary copies of header steps and on the canary
+//! destinations of weight steps.
+//!
 //! A mirror step gives each route to the stable Service `mirror` (the
 //! canary destination) and `mirrorPercentage: {value: N}`; a route using the
 //! newer `mirrors` list gets the canary appended there instead.
 
-use ramp_api::{HttpRouteMatch, PathMatchType, ValueMatchType};
+use ramp_api::{HttpHeaderModifier, HttpRouteMatch, PathMatchType, ValueMatchType};
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -79,11 +83,21 @@ impl TrafficProvider for IstioVirtualService {
                 let matched = and_matches(object, &field, route.get("match"), &step.matches)?;
                 copy["match"] = Value::Array(matched);
                 copy["route"] = json!([hosts.canary_destination(&dests[first_stable], None)]);
+                if let Some(m) = &step.request_header_modifier {
+                    add_request_headers(&mut copy, m);
+                }
                 out.push(copy);
             }
             let mut kept = route.clone();
             if let Some(w) = step.weight {
-                kept["route"] = Value::Array(split(&hosts, &dests, i64::from(w)));
+                let mut routed = split(&hosts, &dests, i64::from(w));
+                if let Some(m) = &step.request_header_modifier {
+                    // The canary destinations `split` appended.
+                    for d in routed.iter_mut().skip(dests.len()) {
+                        add_request_headers(d, m);
+                    }
+                }
+                kept["route"] = Value::Array(routed);
             }
             if let Some(percent) = step.mirror {
                 let target =
@@ -150,6 +164,45 @@ impl TrafficProvider for IstioVirtualService {
         let mut spec = live_spec.clone();
         spec["http"] = Value::Array(out);
         Ok(spec)
+    }
+}
+
+/// Merges a step's `requestHeaderModifier` into `headers.request` of a route
+/// or a destination: `set`/`add` entries by name (the step's win), `remove`
+/// names appended once.
+fn add_request_headers(target: &mut Value, m: &HttpHeaderModifier) {
+    if !target.get("headers").is_some_and(Value::is_object) {
+        target["headers"] = json!({});
+    }
+    if !target["headers"]
+        .get("request")
+        .is_some_and(Value::is_object)
+    {
+        target["headers"]["request"] = json!({});
+    }
+    let req = &mut target["headers"]["request"];
+    for (key, list) in [("set", &m.set), ("add", &m.add)] {
+        if list.is_empty() {
+            continue;
+        }
+        if !req.get(key).is_some_and(Value::is_object) {
+            req[key] = json!({});
+        }
+        for h in list {
+            req[key][h.name.as_str()] = json!(h.value);
+        }
+    }
+    if !m.remove.is_empty() {
+        if !req.get("remove").is_some_and(Value::is_array) {
+            req["remove"] = json!([]);
+        }
+        if let Some(list) = req["remove"].as_array_mut() {
+            for name in &m.remove {
+                if !list.iter().any(|v| v.as_str() == Some(name.as_str())) {
+                    list.push(json!(name));
+                }
+            }
+        }
     }
 }
 

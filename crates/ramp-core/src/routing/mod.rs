@@ -32,8 +32,8 @@ pub use istio::IstioVirtualService;
 
 use std::collections::BTreeMap;
 
-use ramp_api::HttpRouteMatch;
 use ramp_api::names::ORIGINAL_SPEC_ANNOTATION;
+use ramp_api::{HttpHeaderModifier, HttpRouteMatch};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -50,6 +50,9 @@ pub struct StepRouting {
     /// Percent of the stable routes' requests also copied to the canary
     /// (1..=100); the copies' responses are discarded.
     pub mirror: Option<i32>,
+    /// Request header changes on the step's canary routes (header-step
+    /// copies, weight-step canary destinations).
+    pub request_header_modifier: Option<HttpHeaderModifier>,
 }
 
 /// Rollout-wide facts a provider needs.

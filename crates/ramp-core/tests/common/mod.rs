@@ -649,6 +649,7 @@ pub fn step_routing(step: &ramp_api::CanaryStep) -> ramp_core::routing::StepRout
             .map(|t| ramp_core::parse_percent(t, "traffic").unwrap()),
         matches: step.matches.clone(),
         mirror: step.mirror.as_ref().map(|m| m.percent),
+        request_header_modifier: step.request_header_modifier.clone(),
     }
 }
 

@@ -19,6 +19,7 @@ struct PodInfo {
     name: String,
     labels: BTreeMap<String, String>,
     ready: bool,
+    ip: Option<String>,
 }
 
 /// Is this pod ready to serve: condition `Ready` is `True` and it is not being deleted.
@@ -72,6 +73,10 @@ impl<'a> World<'a> {
                     name,
                     labels,
                     ready: pod_is_ready(p),
+                    ip: p
+                        .pointer("/status/podIP")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
                 })
             })
             .collect();
@@ -82,6 +87,27 @@ impl<'a> World<'a> {
             services,
             pods,
         }
+    }
+
+    /// A request addressed to a pod IP goes to that pod, whatever routes its
+    /// Services have (a sidecar passes it through). `None` when no pod has it.
+    pub fn pod_ip_target(&self, ip: &str) -> Option<Target> {
+        let p = self.pods.iter().find(|p| p.ip.as_deref() == Some(ip))?;
+        if !p.ready {
+            return Some(Target::fail(
+                503,
+                format!("no healthy upstream: pod {} is not ready", p.name),
+            ));
+        }
+        Some(Target::Pods {
+            destination: format!("pod/{}", p.name),
+            pods: vec![PodRef {
+                name: p.name.clone(),
+                version: label_or_none(&p.labels, VERSION_LABEL),
+                hash: label_or_none(&p.labels, POD_TEMPLATE_HASH_LABEL),
+            }],
+            next: 0,
+        })
     }
 
     pub fn service(&self, name: &str) -> Option<&'a Value> {

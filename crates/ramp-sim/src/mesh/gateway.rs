@@ -6,6 +6,7 @@ use regex::Regex;
 use serde_json::{Map, Value};
 
 use super::backend::World;
+use super::headers::HeaderOps;
 use super::istio::full_regex;
 use super::json::{Ctx, age_key, name_of, namespace_of};
 use super::plan::{Backend, Mirror, Plan, Target};
@@ -15,13 +16,218 @@ use super::{MeshError, ReqView};
 /// The HTTPRoutes attached to Service `svc` (a `parentRefs` entry with group
 /// `""`, kind `Service`, that name, this namespace, and no port or the request's
 /// port), oldest first, then by name: the order the Gateway API uses to break
-/// precedence ties between routes.
+/// precedence ties between routes. For a client in another namespace that has
+/// consumer routes for `svc` (routes in its own namespace naming `svc` here),
+/// those are used instead (GAMMA: consumer routes take precedence for their
+/// namespace's clients).
 pub(crate) fn attached<'a>(
     world: &World<'a>,
+    svc: &str,
+    req: &ReqView<'_>,
+    report: &mut RouteReport,
+) -> Result<Vec<&'a Value>, MeshError> {
+    if let Some(src) = req.source_namespace {
+        let consumer: Vec<&'a Value> = world
+            .snapshot
+            .consumer_http_routes
+            .iter()
+            .filter(|r| namespace_of(r) == Some(src))
+            .collect();
+        let out = attached_from(world, &consumer, svc, req.port, report)?;
+        if !out.is_empty() {
+            return Ok(out);
+        }
+    }
+    let producer: Vec<&'a Value> = world.snapshot.http_routes.iter().collect();
+    attached_from(world, &producer, svc, req.port, report)
+}
+
+fn attached_from<'a>(
+    world: &World<'a>,
+    routes: &[&'a Value],
     svc: &str,
     port: Option<u16>,
     report: &mut RouteReport,
 ) -> Result<Vec<&'a Value>, MeshError> {
+    let mut out = Vec::new();
+    for r in routes.iter().copied() {
+        let ctx = Ctx::new("HTTPRoute", r);
+        let ns = namespace_of(r).unwrap_or(world.ns);
+        let mut attached = false;
+        for (i, p) in ctx
+            .arr(r.pointer("/spec/parentRefs"), "spec.parentRefs")?
+            .iter()
+            .enumerate()
+        {
+            let f = format!("spec.parentRefs[{i}]");
+            ctx.obj(Some(p), &f)?;
+            let group = ctx
+                .str(p.get("group"), &format!("{f}.group"))?
+                .unwrap_or("gateway.networking.k8s.io");
+            let kind = ctx
+                .str(p.get("kind"), &format!("{f}.kind"))?
+                .unwrap_or("Gateway");
+            let name = ctx
+                .str(p.get("name"), &format!("{f}.name"))?
+                .ok_or_else(|| ctx.err(&format!("{f}.name"), "is required"))?;
+            let pns = ctx
+                .str(p.get("namespace"), &format!("{f}.namespace"))?
+                .unwrap_or(ns);
+            let pport = ctx.uint(p.get("port"), &format!("{f}.port"))?;
+            if group == "gateway.networking.k8s.io"
+                && kind == "Service"
+                && name == svc
+                && pns == world.ns
+            {
+                report.warnings.push(format!(
+                    "HTTPRoute {} {f} names kind Service in group gateway.networking.k8s.io (the default when group is unset), not the core Service {svc}; write group: \"\" to attach it; ignored",
+                    ctx.name
+                ));
+            }
+            if matches!(group, "" | "core") && kind == "Service" && name == svc && pns == world.ns {
+                match (pport, port) {
+                    (Some(want), Some(have)) if want != u64::from(have) => report.warnings.push(format!(
+                        "HTTPRoute {} attaches to Service {svc} port {want}, not the request's port {have}; ignored",
+                        ctx.name
+                    )),
+                    _ => attached = true,
+                }
+            }
+        }
+        if attached {
+            out.push(r);
+        }
+    }
+    out.sort_by_key(|r| age_key(r));
+    Ok(out)
+}
+
+/// The Gateway API `Gateway` a request enters through, when `req.gateway`
+/// names one in the snapshot (`name` or `namespace/name`).
+pub(crate) fn entry_gateway<'a>(world: &World<'a>, req: &ReqView<'_>) -> Option<&'a Value> {
+    let gw = req.gateway?;
+    let (ns, name) = gw.split_once('/').unwrap_or((world.ns, gw));
+    world
+        .snapshot
+        .gateways
+        .iter()
+        .find(|g| name_of(g) == Some(name) && namespace_of(g).unwrap_or(world.ns) == ns)
+}
+
+/// A listener of a Gateway, as far as routing HTTP goes.
+struct Listener<'v> {
+    name: &'v str,
+    port: u64,
+    hostname: Option<String>,
+    /// `allowedRoutes.namespaces.from`: `Same` (default), `All` or `Selector`.
+    from: &'v str,
+    /// `allowedRoutes.kinds` admits HTTPRoutes (the default for HTTP listeners).
+    http_routes: bool,
+}
+
+fn listeners<'v>(ctx: &Ctx, gw: &'v Value) -> Result<Vec<Listener<'v>>, MeshError> {
+    let mut out = Vec::new();
+    for (i, l) in ctx
+        .arr(gw.pointer("/spec/listeners"), "spec.listeners")?
+        .iter()
+        .enumerate()
+    {
+        let f = format!("spec.listeners[{i}]");
+        ctx.obj(Some(l), &f)?;
+        let name = ctx
+            .str(l.get("name"), &format!("{f}.name"))?
+            .ok_or_else(|| ctx.err(&format!("{f}.name"), "is required"))?;
+        let port = ctx
+            .uint(l.get("port"), &format!("{f}.port"))?
+            .ok_or_else(|| ctx.err(&format!("{f}.port"), "is required"))?;
+        let protocol = ctx
+            .str(l.get("protocol"), &format!("{f}.protocol"))?
+            .ok_or_else(|| ctx.err(&format!("{f}.protocol"), "is required"))?;
+        if !matches!(protocol, "HTTP" | "HTTPS") {
+            continue;
+        }
+        let from = ctx
+            .str(
+                l.pointer("/allowedRoutes/namespaces/from"),
+                &format!("{f}.allowedRoutes.namespaces.from"),
+            )?
+            .unwrap_or("Same");
+        if !matches!(from, "Same" | "All" | "Selector") {
+            return Err(ctx.err(
+                &format!("{f}.allowedRoutes.namespaces.from"),
+                format!("{from:?} is not one of Same, All, Selector"),
+            ));
+        }
+        let kinds = ctx.arr(
+            l.pointer("/allowedRoutes/kinds"),
+            &format!("{f}.allowedRoutes.kinds"),
+        )?;
+        let http_routes = kinds.is_empty()
+            || kinds.iter().any(|k| {
+                k.get("kind").and_then(Value::as_str) == Some("HTTPRoute")
+                    && k.get("group")
+                        .and_then(Value::as_str)
+                        .is_none_or(|g| g == "gateway.networking.k8s.io")
+            });
+        out.push(Listener {
+            name,
+            port,
+            hostname: ctx
+                .str(l.get("hostname"), &format!("{f}.hostname"))?
+                .map(str::to_ascii_lowercase),
+            from,
+            http_routes,
+        });
+    }
+    Ok(out)
+}
+
+/// Does a Gateway API hostname (`*.example.com` or `a.example.com`) match `host`?
+fn hostname_matches(pattern: &str, host: &str) -> Option<super::host::Specificity> {
+    super::host::matches(&pattern.to_ascii_lowercase(), host)
+}
+
+/// The HTTPRoutes that take a request entering through Gateway `gw`: attached
+/// (a Gateway `parentRefs` entry with that name and namespace, and the
+/// listener's `sectionName`/`port` if given) to the listener that accepts the
+/// request (its port, the most specific hostname matching the request's
+/// `Host`), allowed by that listener, and with a `hostnames` entry matching the
+/// request's host if they list any. Oldest first, then by name.
+pub(crate) fn attached_to_gateway<'a>(
+    world: &World<'a>,
+    gw: &'a Value,
+    req: &ReqView<'_>,
+    report: &mut RouteReport,
+) -> Result<Vec<&'a Value>, MeshError> {
+    let gctx = Ctx::new("Gateway", gw);
+    let gw_ns = namespace_of(gw).unwrap_or(world.ns);
+    let (host, port) = super::host::split_port(req.authority);
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let mut best: Option<(Option<super::host::Specificity>, Listener<'_>)> = None;
+    for l in listeners(&gctx, gw)? {
+        if port.is_some_and(|p| u64::from(p) != l.port) {
+            continue;
+        }
+        let spec = match &l.hostname {
+            None => None,
+            Some(h) => match hostname_matches(h, &host) {
+                Some(s) => Some(s),
+                None => continue,
+            },
+        };
+        if best.as_ref().is_none_or(|(s, _)| spec > *s) {
+            best = Some((spec, l));
+        }
+    }
+    let Some((_, listener)) = best else {
+        report.warnings.push(format!(
+            "Gateway {}/{} has no HTTP listener for host {host}{}",
+            gw_ns,
+            gctx.name,
+            port.map(|p| format!(" port {p}")).unwrap_or_default()
+        ));
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
     for r in &world.snapshot.http_routes {
         let ctx = Ctx::new("HTTPRoute", r);
@@ -46,18 +252,46 @@ pub(crate) fn attached<'a>(
             let pns = ctx
                 .str(p.get("namespace"), &format!("{f}.namespace"))?
                 .unwrap_or(ns);
+            let section = ctx.str(p.get("sectionName"), &format!("{f}.sectionName"))?;
             let pport = ctx.uint(p.get("port"), &format!("{f}.port"))?;
-            if matches!(group, "" | "core") && kind == "Service" && name == svc && pns == world.ns {
-                match (pport, port) {
-                    (Some(want), Some(have)) if want != u64::from(have) => report.warnings.push(format!(
-                        "HTTPRoute {} attaches to Service {svc} port {want}, not the request's port {have}; ignored",
-                        ctx.name
-                    )),
-                    _ => attached = true,
-                }
+            if group != "gateway.networking.k8s.io"
+                || kind != "Gateway"
+                || name != gctx.name
+                || pns != gw_ns
+                || section.is_some_and(|s| s != listener.name)
+                || pport.is_some_and(|p| p != listener.port)
+            {
+                continue;
+            }
+            match listener.from {
+                _ if !listener.http_routes => report.warnings.push(format!(
+                    "HTTPRoute {} attaches to Gateway {gw_ns}/{} listener {}, which does not allow HTTPRoutes; ignored",
+                    ctx.name, gctx.name, listener.name
+                )),
+                "Same" if ns != gw_ns => report.warnings.push(format!(
+                    "HTTPRoute {ns}/{} attaches to Gateway {gw_ns}/{} listener {}, which allows routes from its own namespace only; ignored",
+                    ctx.name, gctx.name, listener.name
+                )),
+                "Selector" => report.warnings.push(format!(
+                    "HTTPRoute {} attaches to Gateway {gw_ns}/{} listener {}, which selects route namespaces by label; namespace labels are not modelled, ignored",
+                    ctx.name, gctx.name, listener.name
+                )),
+                _ => attached = true,
             }
         }
-        if attached {
+        if !attached {
+            continue;
+        }
+        let hostnames = ctx.arr(r.pointer("/spec/hostnames"), "spec.hostnames")?;
+        let mut host_ok = hostnames.is_empty();
+        for (i, h) in hostnames.iter().enumerate() {
+            let f = format!("spec.hostnames[{i}]");
+            let h = ctx
+                .str(Some(h), &f)?
+                .ok_or_else(|| ctx.err(&f, "must be a host name"))?;
+            host_ok |= hostname_matches(h, &host).is_some();
+        }
+        if host_ok {
             out.push(r);
         }
     }
@@ -322,7 +556,12 @@ fn rule_plan(
     field: &str,
     ns: &str,
 ) -> Result<Plan, MeshError> {
-    let (mirrors, redirect) = filters(
+    let Filters {
+        mirrors,
+        redirect,
+        request_headers,
+        response_headers,
+    } = filters(
         world,
         ctx,
         rule.get("filters"),
@@ -348,21 +587,23 @@ fn rule_plan(
         let weight = ctx
             .uint(b.get("weight"), &format!("{bf}.weight"))?
             .unwrap_or(1);
-        let (backend_mirrors, redirect) =
-            filters(world, ctx, b.get("filters"), &format!("{bf}.filters"), ns)?;
-        if redirect.is_some() {
+        let bfl = filters(world, ctx, b.get("filters"), &format!("{bf}.filters"), ns)?;
+        if bfl.redirect.is_some() {
             return Err(ctx.err(
                 &format!("{bf}.filters"),
                 "RequestRedirect is not allowed on a backendRef",
             ));
         }
-        backends.push(Backend {
-            weight,
-            target: backend_target(world, ctx, b, &bf, ns)?,
-            mirrors: backend_mirrors,
-        });
+        let mut backend = Backend::new(weight, backend_target(world, ctx, b, &bf, ns)?);
+        backend.mirrors = bfl.mirrors;
+        backend.request_headers = bfl.request_headers;
+        backend.response_headers = bfl.response_headers;
+        backends.push(backend);
     }
-    Ok(Plan::forward(label, backends, mirrors))
+    let mut plan = Plan::forward(label, backends, mirrors);
+    plan.request_headers = request_headers;
+    plan.response_headers = response_headers;
+    Ok(plan)
 }
 
 /// A Gateway API backend reference resolved to pods. Invalid references get
@@ -410,16 +651,30 @@ fn backend_target(
     world.service_target(name, &[], name.to_owned(), 500)
 }
 
-/// RequestMirror filters (as mirrors) and a RequestRedirect status, if any.
+/// What a list of filters does to where a request goes and what it carries.
+#[derive(Default)]
+struct Filters {
+    /// RequestMirror filters.
+    mirrors: Vec<Mirror>,
+    /// A RequestRedirect's status.
+    redirect: Option<u16>,
+    /// RequestHeaderModifier filters, in order.
+    request_headers: HeaderOps,
+    /// ResponseHeaderModifier filters, in order.
+    response_headers: HeaderOps,
+}
+
 fn filters(
     world: &World<'_>,
     ctx: &Ctx,
     v: Option<&Value>,
     field: &str,
     ns: &str,
-) -> Result<(Vec<Mirror>, Option<u16>), MeshError> {
+) -> Result<Filters, MeshError> {
     let mut mirrors = Vec::new();
     let mut redirect = None;
+    let mut request_headers = HeaderOps::default();
+    let mut response_headers = HeaderOps::default();
     for (i, flt) in ctx.arr(v, field)?.iter().enumerate() {
         let f = format!("{field}[{i}]");
         ctx.obj(Some(flt), &f)?;
@@ -482,11 +737,32 @@ fn filters(
                     }
                 });
             }
-            // Header modifiers, rewrites, CORS...: they do not change where a request goes.
+            Some("RequestHeaderModifier") => {
+                let ops = HeaderOps::gateway_api(
+                    ctx,
+                    flt.get("requestHeaderModifier"),
+                    &format!("{f}.requestHeaderModifier"),
+                )?;
+                request_headers = request_headers.then(&ops);
+            }
+            Some("ResponseHeaderModifier") => {
+                let ops = HeaderOps::gateway_api(
+                    ctx,
+                    flt.get("responseHeaderModifier"),
+                    &format!("{f}.responseHeaderModifier"),
+                )?;
+                response_headers = response_headers.then(&ops);
+            }
+            // Rewrites, CORS...: they do not change where a request goes.
             _ => {}
         }
     }
-    Ok((mirrors, redirect))
+    Ok(Filters {
+        mirrors,
+        redirect,
+        request_headers,
+        response_headers,
+    })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use regex::Regex;
 use serde_json::{Map, Value};
 
 use super::backend::World;
+use super::headers::HeaderOps;
 use super::host::{self, Specificity};
 use super::json::{Ctx, age_key, name_of, namespace_of};
 use super::plan::{Abort, Backend, Mirror, Plan, Target};
@@ -48,6 +49,21 @@ pub(crate) fn full_regex(ctx: &Ctx, pattern: &str, field: &str) -> Result<Regex,
 }
 
 fn string_match(ctx: &Ctx, v: &Value, field: &str) -> Result<StringMatch, MeshError> {
+    string_match_with(ctx, v, field, false)
+}
+
+/// A header `StringMatch`: there Istio reads `regex: "*"` (not a valid RE2
+/// pattern) as "the header is present".
+fn header_match(ctx: &Ctx, v: &Value, field: &str) -> Result<StringMatch, MeshError> {
+    string_match_with(ctx, v, field, true)
+}
+
+fn string_match_with(
+    ctx: &Ctx,
+    v: &Value,
+    field: &str,
+    star_is_presence: bool,
+) -> Result<StringMatch, MeshError> {
     let empty = Map::new();
     let m = ctx.obj(Some(v), field)?.unwrap_or(&empty);
     let exact = ctx.str(m.get("exact"), &format!("{field}.exact"))?;
@@ -57,6 +73,7 @@ fn string_match(ctx: &Ctx, v: &Value, field: &str) -> Result<StringMatch, MeshEr
         (None, None, None) => Ok(StringMatch::Present),
         (Some(e), None, None) => Ok(StringMatch::Exact(e.to_owned())),
         (None, Some(p), None) => Ok(StringMatch::Prefix(p.to_owned())),
+        (None, None, Some("*")) if star_is_presence => Ok(StringMatch::Present),
         (None, None, Some(r)) => Ok(StringMatch::Regex(full_regex(
             ctx,
             r,
@@ -70,11 +87,12 @@ fn string_matches(
     ctx: &Ctx,
     v: Option<&Value>,
     field: &str,
+    parse: fn(&Ctx, &Value, &str) -> Result<StringMatch, MeshError>,
 ) -> Result<Vec<(String, StringMatch)>, MeshError> {
     let mut out = Vec::new();
     if let Some(m) = ctx.obj(v, field)? {
         for (k, sm) in m {
-            out.push((k.clone(), string_match(ctx, sm, &format!("{field}.{k}"))?));
+            out.push((k.clone(), parse(ctx, sm, &format!("{field}.{k}"))?));
         }
     }
     Ok(out)
@@ -94,6 +112,9 @@ struct MatchRequest {
     port: Option<u64>,
     /// The match's own `gateways` (empty: those of the VirtualService).
     gateways: Vec<String>,
+    /// `sourceNamespace`: met by requests sent from that namespace
+    /// ([`super::HttpRequest::source_namespace`]; never when it is unset).
+    source_namespace: Option<String>,
     /// Conditions a request from outside any workload never meets
     /// (`sourceLabels`, `sourceNamespace`).
     never: bool,
@@ -125,22 +146,38 @@ impl MatchRequest {
             scheme: opt("scheme")?,
             method: opt("method")?,
             authority: opt("authority")?,
-            headers: lower_keys(string_matches(ctx, m.get("headers"), &f("headers"))?),
+            headers: lower_keys(string_matches(
+                ctx,
+                m.get("headers"),
+                &f("headers"),
+                header_match,
+            )?),
             without_headers: lower_keys(string_matches(
                 ctx,
                 m.get("withoutHeaders"),
                 &f("withoutHeaders"),
+                header_match,
             )?),
-            query_params: string_matches(ctx, m.get("queryParams"), &f("queryParams"))?,
+            query_params: string_matches(
+                ctx,
+                m.get("queryParams"),
+                &f("queryParams"),
+                string_match,
+            )?,
             port: ctx.uint(m.get("port"), &f("port"))?,
             gateways,
-            never: !source_labels.is_empty() || source_ns.is_some(),
+            source_namespace: source_ns.map(str::to_owned),
+            never: !source_labels.is_empty(),
         })
     }
 
     fn matches(&self, req: &ReqView<'_>) -> bool {
         let opt = |m: &Option<StringMatch>, v: &str| m.as_ref().is_none_or(|m| m.matches(v, false));
         !self.never
+            && self
+                .source_namespace
+                .as_deref()
+                .is_none_or(|ns| req.client_namespace == Some(ns))
             && (self.gateways.is_empty() || {
                 let gws: Vec<&str> = self.gateways.iter().map(String::as_str).collect();
                 req.admitted_by(&gws, &req.namespace)
@@ -159,7 +196,13 @@ impl MatchRequest {
             && !self
                 .without_headers
                 .iter()
-                .any(|(k, m)| req.header(k).is_some_and(|v| m.matches(v, false)))
+                .any(|(k, m)| match req.header(k) {
+                    // An inverted match compares a missing header as empty, as
+                    // Istio configures Envoy (`treat_missing_header_as_empty`);
+                    // a presence match still needs the header.
+                    None => !matches!(m, StringMatch::Present) && m.matches("", false),
+                    Some(v) => m.matches(v, false),
+                })
             && self
                 .query_params
                 .iter()
@@ -364,17 +407,20 @@ fn route_plan(
             let (host, subset) =
                 destination(ctx, d.get("destination"), &format!("{df}.destination"))?;
             let weight = ctx.uint(d.get("weight"), &format!("{df}.weight"))?;
-            dests.push((host, subset, weight));
+            let (req_ops, resp_ops) = header_operations(ctx, d, &df)?;
+            dests.push((host, subset, weight, req_ops, resp_ops));
         }
         // Absent weights: a lone destination takes everything, several share evenly.
-        let all_absent = dests.iter().all(|(_, _, w)| w.is_none());
+        let all_absent = dests.iter().all(|(_, _, w, _, _)| w.is_none());
         let mut backends = Vec::new();
-        for (host, subset, weight) in dests {
-            backends.push(Backend {
-                weight: if all_absent { 1 } else { weight.unwrap_or(0) },
-                target: target(world, host, subset, ns)?,
-                mirrors: Vec::new(),
-            });
+        for (host, subset, weight, req_ops, resp_ops) in dests {
+            let mut b = Backend::new(
+                if all_absent { 1 } else { weight.unwrap_or(0) },
+                target(world, host, subset, ns)?,
+            );
+            b.request_headers = req_ops;
+            b.response_headers = resp_ops;
+            backends.push(b);
         }
         if backends.iter().all(|b| b.weight == 0) {
             return Err(ctx.err(&f("route"), "every destination has weight 0"));
@@ -409,7 +455,24 @@ fn route_plan(
         Plan::forward(label, backends, mirrors)
     };
     plan.abort = abort;
+    (plan.request_headers, plan.response_headers) = header_operations(ctx, r, field)?;
     Ok(plan)
+}
+
+/// `headers.request` and `headers.response` of an http route or a destination.
+fn header_operations(
+    ctx: &Ctx,
+    v: &Value,
+    field: &str,
+) -> Result<(HeaderOps, HeaderOps), MeshError> {
+    let f = format!("{field}.headers");
+    let Some(h) = ctx.obj(v.get("headers"), &f)? else {
+        return Ok(Default::default());
+    };
+    Ok((
+        HeaderOps::istio(ctx, h.get("request"), &format!("{f}.request"))?,
+        HeaderOps::istio(ctx, h.get("response"), &format!("{f}.response"))?,
+    ))
 }
 
 fn destination<'v>(

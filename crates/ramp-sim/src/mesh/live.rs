@@ -11,10 +11,11 @@ use super::{HttpRequest, MeshError, RouteOptions, RouteReport, Snapshot, route};
 
 /// The resource types a [`Snapshot`] is made of. Types not registered (the
 /// Istio or Gateway API CRDs not installed) are simply absent.
-const RESOURCES: [(&str, &str); 5] = [
+const RESOURCES: [(&str, &str); 6] = [
     ("networking.istio.io", "virtualservices"),
     ("networking.istio.io", "destinationrules"),
     ("gateway.networking.k8s.io", "httproutes"),
+    ("gateway.networking.k8s.io", "gateways"),
     ("", "services"),
     ("", "pods"),
 ];
@@ -49,13 +50,31 @@ pub fn snapshot_from_store(store: &Store, namespace: &str) -> Result<Snapshot, M
 }
 
 /// Routes `options.requests` copies of `request` through `namespace` as stored now.
+/// A client in another namespace also brings that namespace's HTTPRoutes
+/// (its consumer routes for Services here).
 pub fn route_in_store(
     store: &Store,
     namespace: &str,
     request: &HttpRequest,
     options: &RouteOptions,
 ) -> Result<RouteReport, MeshError> {
-    route(&snapshot_from_store(store, namespace)?, request, options)
+    let mut snapshot = snapshot_from_store(store, namespace)?;
+    if let Some(src) = request
+        .source_namespace
+        .as_deref()
+        .filter(|src| *src != namespace)
+    {
+        let gr = GroupResource::new("gateway.networking.k8s.io", "httproutes");
+        if store.resource_type(&gr).is_some() {
+            let list = store
+                .list(&gr, Some(src), &ListOptions::default())
+                .map_err(|e| MeshError::Store(e.to_string()))?;
+            for obj in list.items {
+                snapshot.add((*obj).clone());
+            }
+        }
+    }
+    route(&snapshot, request, options)
 }
 
 /// One routing question, as the CLI and `/sim/v1/route` take it.
@@ -74,9 +93,13 @@ pub struct RouteQuery {
     pub requests: u64,
     #[serde(default)]
     pub seed: u64,
-    /// Enter through this Istio Gateway (`name` or `namespace/name`).
+    /// Enter through this gateway (`name` or `namespace/name`): a Gateway
+    /// API Gateway in the namespace, else an Istio Gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
+    /// Namespace of the client (consumer routes of that namespace apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_namespace: Option<String>,
 }
 
 fn slash() -> String {
@@ -102,6 +125,9 @@ impl RouteQuery {
         }
         if let Some(g) = &self.gateway {
             r = r.through_gateway(g.clone());
+        }
+        if let Some(ns) = &self.source_namespace {
+            r = r.from_namespace(ns.clone());
         }
         r
     }

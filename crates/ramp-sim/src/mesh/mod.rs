@@ -19,13 +19,23 @@
 //!    reported as a conflict, and the older configuration is used;
 //! 3. otherwise the Service itself: its ready pods, evenly.
 //!
-//! Simplifications: requests carry no source workload, so Istio matches on
-//! `sourceLabels`/`sourceNamespace` never match; query strings are not
+//! A request entering through a Gateway API `Gateway` (`HttpRequest::gateway`
+//! naming one in the snapshot) is decided by the HTTPRoutes attached to the
+//! listener that takes it (port, most specific hostname, `allowedRoutes`,
+//! `sectionName`, route `hostnames`) instead.
+//!
+//! A request addressed to a pod IP reaches that pod directly.
+//!
+//! Simplifications: requests carry no source workload (only, optionally, a
+//! source namespace: GAMMA consumer routes, Istio `sourceNamespace`), so
+//! Istio `sourceLabels` matches never match; query strings are not
 //! percent-decoded; ports only matter through `port` matches and `parentRefs`
-//! `port`; only objects in the snapshot's namespace are considered.
+//! `port`; only objects in the snapshot's namespace are considered (and consumer
+//! HTTPRoutes of other namespaces naming its Services).
 
 mod backend;
 mod gateway;
+mod headers;
 pub mod host;
 mod istio;
 mod json;
@@ -73,6 +83,13 @@ pub struct Snapshot {
     pub virtual_services: Vec<Value>,
     pub destination_rules: Vec<Value>,
     pub http_routes: Vec<Value>,
+    /// HTTPRoutes of other namespaces with a `parentRefs` entry naming a
+    /// Service of this one (GAMMA consumer routes): they apply to requests
+    /// from their own namespace only.
+    pub consumer_http_routes: Vec<Value>,
+    /// Gateway API Gateways (`gateway.networking.k8s.io`), for requests that
+    /// enter through one.
+    pub gateways: Vec<Value>,
     pub services: Vec<Value>,
     pub pods: Vec<Value>,
 }
@@ -99,10 +116,29 @@ impl Snapshot {
     }
 
     /// Adds an object by its `apiVersion`/`kind`. Objects of other kinds or
-    /// other namespaces are ignored (returns false); objects without a
-    /// namespace are taken to be in this one.
+    /// other namespaces are ignored (returns false), except HTTPRoutes of
+    /// other namespaces whose `parentRefs` name a Service in this one
+    /// (consumer routes); objects without a namespace are taken to be in this one.
     pub fn add(&mut self, obj: Value) -> bool {
         if namespace_of(&obj).is_some_and(|ns| ns != self.namespace) {
+            let is_route = obj.get("kind").and_then(Value::as_str) == Some("HTTPRoute")
+                && obj
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| v.starts_with("gateway.networking.k8s.io/"));
+            let names_ours = obj
+                .pointer("/spec/parentRefs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|p| {
+                    p.get("kind").and_then(Value::as_str) == Some("Service")
+                        && p.get("namespace").and_then(Value::as_str) == Some(&self.namespace)
+                });
+            if is_route && names_ours {
+                self.consumer_http_routes.push(obj);
+                return true;
+            }
             return false;
         }
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
@@ -115,6 +151,7 @@ impl Snapshot {
             ("networking.istio.io", "VirtualService") => &mut self.virtual_services,
             ("networking.istio.io", "DestinationRule") => &mut self.destination_rules,
             ("gateway.networking.k8s.io", "HTTPRoute") => &mut self.http_routes,
+            ("gateway.networking.k8s.io", "Gateway") => &mut self.gateways,
             ("", "Service") => &mut self.services,
             ("", "Pod") => &mut self.pods,
             _ => return false,
@@ -138,11 +175,19 @@ pub struct HttpRequest {
     /// Header names are case-insensitive.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// The Istio Gateway the request enters through (`name` or `namespace/name`);
-    /// `None` is a request from inside the mesh. VirtualServices bound only to
-    /// gateways apply to requests entering through one of them.
+    /// The gateway the request enters through (`name` or `namespace/name`);
+    /// `None` is a request from inside the mesh. When the snapshot holds a
+    /// Gateway API `Gateway` of that name, the HTTPRoutes attached to it decide
+    /// (and `host` is the `Host` header, matched against listener and route
+    /// hostnames); otherwise it names an Istio Gateway, and VirtualServices
+    /// bound to it apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
+    /// Namespace of the client workload (mesh requests): consumer HTTPRoutes
+    /// of that namespace for the destination Service apply, in place of the
+    /// Service's own routes. `None`: the destination's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_namespace: Option<String>,
 }
 
 fn default_path() -> String {
@@ -162,7 +207,14 @@ impl HttpRequest {
             method: default_method(),
             headers: BTreeMap::new(),
             gateway: None,
+            source_namespace: None,
         }
+    }
+
+    /// Send from a client in namespace `ns` (see [`HttpRequest::source_namespace`]).
+    pub fn from_namespace(mut self, ns: impl Into<String>) -> Self {
+        self.source_namespace = Some(ns.into());
+        self
     }
 
     /// Enter through the Istio Gateway `name` (or `namespace/name`).
@@ -249,6 +301,8 @@ pub(crate) struct ReqView<'r> {
     pub fqdn: String,
     pub port: Option<u16>,
     pub path: &'r str,
+    /// Path with its query string, as the `:path` pseudo-header carries it.
+    pub raw_path: &'r str,
     pub query: Vec<(String, String)>,
     pub method: String,
     pub headers: BTreeMap<String, &'r str>,
@@ -256,6 +310,10 @@ pub(crate) struct ReqView<'r> {
     pub gateway: Option<&'r str>,
     /// Namespace the request is routed in (for `ns/name` gateway references).
     pub namespace: String,
+    /// Namespace of the client, when not the routing namespace.
+    pub source_namespace: Option<&'r str>,
+    /// Namespace of the client as given (Istio `sourceNamespace` matches).
+    pub client_namespace: Option<&'r str>,
 }
 
 impl ReqView<'_> {
@@ -276,8 +334,17 @@ impl ReqView<'_> {
         }
     }
 
+    /// A request header by (case-insensitive) name. The HTTP/2 pseudo-headers
+    /// `:method`, `:path`, `:authority` and `:scheme` read the request itself,
+    /// as Envoy's header matchers do.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).copied()
+        match name {
+            ":method" => Some(&self.method),
+            ":path" => Some(self.raw_path),
+            ":authority" => Some(self.authority),
+            ":scheme" => Some("http"),
+            _ => self.headers.get(&name.to_ascii_lowercase()).copied(),
+        }
     }
 
     pub fn query_param(&self, name: &str) -> Option<&str> {
@@ -302,11 +369,61 @@ pub fn route(
     let world = World::new(snapshot);
     let req = view(&world, request)?;
     let mut report = RouteReport::default();
+    let headers: BTreeMap<String, String> = request
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+
+    // Through a Gateway API Gateway: only the HTTPRoutes attached to it decide.
+    if let Some(gw) = gateway::entry_gateway(&world, &req) {
+        let routes = gateway::attached_to_gateway(&world, gw, &req, &mut report)?;
+        let mut plan = if routes.is_empty() {
+            let name = name_of(gw).unwrap_or_default();
+            plan::Plan::respond(
+                format!("Gateway/{name}"),
+                404,
+                format!("no route: no HTTPRoute attached to Gateway {name} takes this host"),
+            )
+        } else {
+            gateway::plan(&world, &routes, &req)?
+        };
+        plan::run(
+            &mut plan,
+            &headers,
+            options.requests,
+            options.seed,
+            &mut report,
+        );
+        return Ok(report);
+    }
+
+    // To a pod IP: that pod, no routing rules (they bind to hosts and Services).
+    if let Some(target) = host::split_port(req.authority)
+        .0
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .and_then(|ip| world.pod_ip_target(&ip.to_string()))
+    {
+        let mut plan = plan::Plan::forward(
+            format!("pod IP {}", host::split_port(req.authority).0),
+            vec![plan::Backend::new(1, target)],
+            Vec::new(),
+        );
+        plan::run(
+            &mut plan,
+            &headers,
+            options.requests,
+            options.seed,
+            &mut report,
+        );
+        return Ok(report);
+    }
 
     let vs = istio::select(&world, &req, &mut report)?;
     let gw = match host::service_name(&req.fqdn, world.ns) {
         Some(svc) if world.service(svc).is_some() => {
-            gateway::attached(&world, svc, req.port, &mut report)?
+            gateway::attached(&world, svc, &req, &mut report)?
         }
         _ => Vec::new(),
     };
@@ -345,7 +462,13 @@ pub fn route(
         (None, false) => gateway::plan(&world, &gw, &req)?,
         (None, true) => default_plan(&world, &req)?,
     };
-    plan::run(&mut plan, options.requests, options.seed, &mut report);
+    plan::run(
+        &mut plan,
+        &headers,
+        options.requests,
+        options.seed,
+        &mut report,
+    );
     Ok(report)
 }
 
@@ -394,11 +517,17 @@ fn view<'r>(world: &World<'_>, request: &'r HttpRequest) -> Result<ReqView<'r>, 
         fqdn,
         port,
         path,
+        raw_path,
         query,
         method: request.method.to_ascii_uppercase(),
         headers,
         gateway: request.gateway.as_deref(),
         namespace: world.ns.to_string(),
+        source_namespace: request
+            .source_namespace
+            .as_deref()
+            .filter(|ns| *ns != world.ns),
+        client_namespace: request.source_namespace.as_deref(),
     })
 }
 
@@ -418,11 +547,7 @@ fn default_plan(world: &World<'_>, req: &ReqView<'_>) -> Result<plan::Plan, Mesh
     let target = world.service_target(svc, &[], svc.to_owned(), 503)?;
     Ok(plan::Plan::forward(
         format!("Service/{svc}"),
-        vec![plan::Backend {
-            weight: 1,
-            target,
-            mirrors: Vec::new(),
-        }],
+        vec![plan::Backend::new(1, target)],
         Vec::new(),
     ))
 }

@@ -1,9 +1,12 @@
 //! What the proxy does with a request once a rule has matched, and the loop
 //! that sends N requests through it.
 
+use std::collections::BTreeMap;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::headers::HeaderOps;
 use super::report::{PodRef, RouteReport};
 
 /// A place requests can be sent: a set of ready pods, or a failure.
@@ -40,6 +43,21 @@ pub(crate) struct Backend {
     /// Mirrors applied only when this backend is chosen (Gateway API
     /// backendRef-level filters).
     pub mirrors: Vec<Mirror>,
+    /// Header changes applied only when this backend is chosen, after the rule's.
+    pub request_headers: HeaderOps,
+    pub response_headers: HeaderOps,
+}
+
+impl Backend {
+    pub fn new(weight: u64, target: Target) -> Self {
+        Backend {
+            weight,
+            target,
+            mirrors: Vec::new(),
+            request_headers: HeaderOps::default(),
+            response_headers: HeaderOps::default(),
+        }
+    }
 }
 
 /// What the matched rule does.
@@ -68,6 +86,9 @@ pub(crate) struct Plan {
     pub rule: String,
     pub abort: Option<Abort>,
     pub action: Action,
+    /// Header changes on the way to the backend and on the way back.
+    pub request_headers: HeaderOps,
+    pub response_headers: HeaderOps,
 }
 
 impl Plan {
@@ -76,6 +97,8 @@ impl Plan {
             rule,
             abort: None,
             action: Action::Respond { status, reason },
+            request_headers: HeaderOps::default(),
+            response_headers: HeaderOps::default(),
         }
     }
 
@@ -84,14 +107,24 @@ impl Plan {
             rule,
             abort: None,
             action: Action::Forward { backends, mirrors },
+            request_headers: HeaderOps::default(),
+            response_headers: HeaderOps::default(),
         }
     }
 }
 
 /// Sends `requests` identical requests through `plan`, counting where each
 /// went. Weighted choices and fractional mirrors draw from a generator seeded
-/// with `seed`, so the same inputs always give the same report.
-pub(crate) fn run(plan: &mut Plan, requests: u64, seed: u64, report: &mut RouteReport) {
+/// with `seed`, so the same inputs always give the same report. `headers` are
+/// the request's (lower-case names); the report records, per destination, the
+/// headers its pods received and the response headers the mesh set.
+pub(crate) fn run(
+    plan: &mut Plan,
+    headers: &BTreeMap<String, String>,
+    requests: u64,
+    seed: u64,
+    report: &mut RouteReport,
+) {
     let mut rng = StdRng::seed_from_u64(seed);
     report.requests += requests;
     for _ in 0..requests {
@@ -127,7 +160,23 @@ pub(crate) fn run(plan: &mut Plan, requests: u64, seed: u64, report: &mut RouteR
                     continue;
                 };
                 match serve(&mut backend.target) {
-                    Ok((pod, dest)) => report.served(&pod, &dest),
+                    Ok((pod, dest)) => {
+                        report.served(&pod, &dest);
+                        if !report.request_headers.contains_key(&dest) {
+                            let mut sent = headers.clone();
+                            plan.request_headers
+                                .then(&backend.request_headers)
+                                .apply(&mut sent);
+                            let mut back = BTreeMap::new();
+                            plan.response_headers
+                                .then(&backend.response_headers)
+                                .apply(&mut back);
+                            report.request_headers.insert(dest.clone(), sent);
+                            if !back.is_empty() {
+                                report.response_headers.insert(dest, back);
+                            }
+                        }
+                    }
                     Err((status, reason)) => report.failed(status, &reason),
                 }
                 for m in mirrors.iter_mut().chain(backend.mirrors.iter_mut()) {

@@ -47,6 +47,15 @@ pub struct RouteReport {
     /// direct responses), per status code.
     #[serde(default)]
     pub direct_responses: BTreeMap<String, u64>,
+    /// The request headers the pods of each destination received (lower-case
+    /// names, repeated values joined with `,`), after the matched rule's and
+    /// the backend's header modifiers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_headers: BTreeMap<String, BTreeMap<String, String>>,
+    /// The response headers the mesh set or added on responses from each
+    /// destination (only destinations with response header modifiers).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub response_headers: BTreeMap<String, BTreeMap<String, String>>,
     /// Configuration conflicts a mesh would report (Istio IST0109).
     #[serde(default)]
     pub conflicts: Vec<Conflict>,
@@ -186,6 +195,17 @@ impl RouteReport {
                 &self.shadow.error_reasons,
                 n,
             );
+        }
+        for (title, by_dest) in [
+            ("REQUEST HEADERS AT", &self.request_headers),
+            ("RESPONSE HEADERS FROM", &self.response_headers),
+        ] {
+            for (dest, headers) in by_dest.iter().filter(|(_, h)| !h.is_empty()) {
+                let _ = writeln!(out, "\n{title} {dest}");
+                for (k, v) in headers {
+                    let _ = writeln!(out, "{k}: {v}");
+                }
+            }
         }
         for c in &self.conflicts {
             let _ = writeln!(out, "\nCONFLICT {} on {}: {}", c.code, c.host, c.message);
