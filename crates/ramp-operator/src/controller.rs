@@ -439,7 +439,7 @@ pub async fn run(
     let (rs_events, rs_synced) = flag_synced(
         watcher(
             scope.api::<ReplicaSet>(&client),
-            watcher::Config::default().any_semantic(),
+            watcher::Config::default(),
         )
         .default_backoff()
         .modify(ramp_core::compact_replica_set),
@@ -528,7 +528,7 @@ pub async fn run(
     let rollout_cache = Arc::new(Compact::<Rollout>::new());
     let phases = Arc::new(Phases::default());
     let (ro_events, ro_synced) = flag_synced(
-        watcher(rollouts, watcher::Config::default().any_semantic())
+        watcher(rollouts, watcher::Config::default())
             .default_backoff()
             .modify(strip),
     );
