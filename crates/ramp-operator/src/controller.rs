@@ -437,12 +437,9 @@ pub async fn run(
     let rs_cache = Arc::new(Compact::<ReplicaSet>::new());
     let replica_set_owners = Arc::new(Index::new(replica_set_owner_keys));
     let (rs_events, rs_synced) = flag_synced(
-        watcher(
-            scope.api::<ReplicaSet>(&client),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .modify(ramp_core::compact_replica_set),
+        watcher(scope.api::<ReplicaSet>(&client), watcher::Config::default())
+            .default_backoff()
+            .modify(ramp_core::compact_replica_set),
     );
     synced.push(rs_synced);
     {

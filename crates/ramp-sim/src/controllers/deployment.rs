@@ -14,8 +14,8 @@ use crate::store::{DeleteOptions, Delivered, Store, WriteOptions, meta_str, now_
 use super::hash::{POD_TEMPLATE_HASH_LABEL, pod_template_hash};
 use super::runner::{Key, Reconciler};
 use super::util::{
-    condition, controller_of, controller_ref, deployments, find_condition, int_at, int_or_percent,
-    is_deleting, key_of, merge_patch, owned_by, replicasets, scale, write_status,
+    Children, condition, controller_of, controller_ref, deployments, find_condition, int_at,
+    int_or_percent, is_deleting, key_of, merge_patch, replicasets, scale, write_status,
 };
 
 /// Annotation on ReplicaSets (and Deployments) holding the rollout revision.
@@ -28,6 +28,8 @@ pub(crate) struct DeploymentController {
     /// Per Deployment: when it last made progress (precise; the condition's
     /// timestamp only has seconds).
     progress: HashMap<Key, Instant>,
+    /// ReplicaSets by their Deployment's uid.
+    children: Children,
 }
 
 impl DeploymentController {
@@ -35,6 +37,7 @@ impl DeploymentController {
         DeploymentController {
             template_delay,
             seen: HashMap::new(),
+            children: Children::default(),
             progress: HashMap::new(),
         }
     }
@@ -85,6 +88,7 @@ impl Reconciler for DeploymentController {
         if index == 0 {
             return vec![key_of(obj)];
         }
+        self.children.observe(d);
         let mut keys = Vec::new();
         for o in std::iter::once(obj).chain(d.event.previous.as_ref()) {
             if let Some(("Deployment", name, _)) = controller_of(o) {
@@ -133,7 +137,9 @@ impl Reconciler for DeploymentController {
         }
 
         let uid = meta_str(&d, "uid");
-        let mut all: Vec<Rs> = owned_by(store, &replicasets(), &key.0, uid)?
+        let mut all: Vec<Rs> = self
+            .children
+            .owned_by(store, &replicasets(), &key.0, uid)?
             .iter()
             .filter(|r| !is_deleting(r))
             .map(|r| Rs::from(r))
@@ -210,6 +216,8 @@ impl Reconciler for DeploymentController {
                         Err(e) => return Err(e),
                     };
                     created_new = Some(meta_str(&w.object, "name").to_owned());
+                    self.children
+                        .insert(&key.0, meta_str(&w.object, "name"), uid);
                     all.push(Rs::from(&w.object));
                     all.len() - 1
                 }
@@ -223,7 +231,9 @@ impl Reconciler for DeploymentController {
         }
 
         // Status, from the ReplicaSets as they are now.
-        let all: Vec<Rs> = owned_by(store, &replicasets(), &key.0, uid)?
+        let all: Vec<Rs> = self
+            .children
+            .owned_by(store, &replicasets(), &key.0, uid)?
             .iter()
             .filter(|r| !is_deleting(r))
             .map(|r| Rs::from(r))

@@ -2,18 +2,64 @@
 //! object listing its matching pods, ready ones under `addresses`, the others
 //! under `notReadyAddresses`.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::errors::ApiError;
 use crate::resources::GroupResource;
-use crate::store::{DeleteOptions, Delivered, ListOptions, Store, WriteOptions, meta_str};
+use crate::store::{
+    DeleteOptions, Delivered, EventKind, ListOptions, Store, WriteOptions, meta_str,
+};
 
 use super::runner::{Key, Reconciler};
 use super::util::{endpoints, is_deleting, key_of, pods, services, string_map};
 
-pub(crate) struct EndpointsController;
+/// The Endpoints controller, with the selectors of the Services it watches
+/// (so that a pod event finds the Services selecting it by a lookup, not by
+/// listing and parsing every Service of the namespace).
+#[derive(Default)]
+pub(crate) struct EndpointsController {
+    /// Selector of each Service that has one, by (namespace, name).
+    selectors: HashMap<Key, BTreeMap<String, String>>,
+    /// Services by (namespace, one label of their selector, its value): the
+    /// selector's first pair, which every selected pod carries.
+    by_label: HashMap<(String, String, String), Vec<String>>,
+}
+
+impl EndpointsController {
+    fn forget(&mut self, key: &Key) {
+        if let Some(sel) = self.selectors.remove(key)
+            && let Some((k, v)) = sel.iter().next()
+        {
+            let idx = (key.0.clone(), k.clone(), v.clone());
+            if let Some(list) = self.by_label.get_mut(&idx) {
+                list.retain(|n| n != &key.1);
+                if list.is_empty() {
+                    self.by_label.remove(&idx);
+                }
+            }
+        }
+    }
+
+    fn observe_service(&mut self, d: &Delivered) {
+        let key = key_of(&d.event.object);
+        self.forget(&key);
+        if d.kind == EventKind::Deleted {
+            return;
+        }
+        let sel = string_map(d.event.object.pointer("/spec/selector"));
+        let Some((k, v)) = sel.iter().next() else {
+            return;
+        };
+        self.by_label
+            .entry((key.0.clone(), k.clone(), v.clone()))
+            .or_default()
+            .push(key.1.clone());
+        self.selectors.insert(key, sel);
+    }
+}
 
 impl Reconciler for EndpointsController {
     const NAME: &'static str = "endpoints";
@@ -22,32 +68,37 @@ impl Reconciler for EndpointsController {
         vec![services(), pods()]
     }
 
-    fn keys_for(&mut self, store: &Store, index: usize, d: &Delivered) -> Vec<Key> {
+    fn keys_for(&mut self, _store: &Store, index: usize, d: &Delivered) -> Vec<Key> {
         let obj = &d.event.object;
         if index == 0 {
+            self.observe_service(d);
             return vec![key_of(obj)];
         }
         // A pod changed: the Services selecting it, before or after the change.
         let ns = meta_str(obj, "namespace");
-        let Ok(list) = store.list(&services(), Some(ns), &ListOptions::default()) else {
-            // Cannot tell which: resync the whole namespace ("" = all).
-            return vec![(ns.to_owned(), String::new())];
-        };
-        let labels: Vec<_> = std::iter::once(obj)
+        let mut keys: Vec<Key> = Vec::new();
+        for labels in std::iter::once(obj)
             .chain(d.event.previous.as_ref())
             .map(|p| string_map(p.pointer("/metadata/labels")))
-            .collect();
-        list.items
-            .iter()
-            .filter(|svc| {
-                let sel = string_map(svc.pointer("/spec/selector"));
-                !sel.is_empty()
-                    && labels
-                        .iter()
-                        .any(|l| sel.iter().all(|(k, v)| l.get(k) == Some(v)))
-            })
-            .map(|svc| key_of(svc))
-            .collect()
+        {
+            for (k, v) in &labels {
+                let Some(names) = self.by_label.get(&(ns.to_owned(), k.clone(), v.clone())) else {
+                    continue;
+                };
+                for n in names {
+                    let key = (ns.to_owned(), n.clone());
+                    if self
+                        .selectors
+                        .get(&key)
+                        .is_some_and(|sel| sel.iter().all(|(sk, sv)| labels.get(sk) == Some(sv)))
+                        && !keys.contains(&key)
+                    {
+                        keys.push(key);
+                    }
+                }
+            }
+        }
+        keys
     }
 
     fn reconcile(&mut self, store: &Store, key: &Key) -> Result<Option<Duration>, ApiError> {

@@ -123,7 +123,7 @@ impl Controllers {
         if config.replicasets {
             tasks.push(tokio::spawn(runner::run(
                 store.clone(),
-                replicaset::ReplicaSetController,
+                replicaset::ReplicaSetController::default(),
                 cancel.child_token(),
             )));
         }
@@ -137,7 +137,7 @@ impl Controllers {
         if config.endpoints {
             tasks.push(tokio::spawn(runner::run(
                 store,
-                endpoints::EndpointsController,
+                endpoints::EndpointsController::default(),
                 cancel.child_token(),
             )));
         }

@@ -12,11 +12,15 @@ use crate::store::{DeleteOptions, Delivered, Store, WriteOptions, meta_str};
 
 use super::runner::{Key, Reconciler};
 use super::util::{
-    controller_of, controller_ref, int_at, is_deleting, key_of, owned_by, pods, replicasets,
+    Children, controller_of, controller_ref, int_at, is_deleting, key_of, pods, replicasets,
     write_status,
 };
 
-pub(crate) struct ReplicaSetController;
+/// The ReplicaSet controller: pods of each ReplicaSet, by its uid.
+#[derive(Default)]
+pub(crate) struct ReplicaSetController {
+    children: Children,
+}
 
 impl Reconciler for ReplicaSetController {
     const NAME: &'static str = "replicaset";
@@ -30,6 +34,7 @@ impl Reconciler for ReplicaSetController {
         if index == 0 {
             return vec![key_of(obj)];
         }
+        self.children.observe(d);
         let mut keys = Vec::new();
         for o in std::iter::once(obj).chain(d.event.previous.as_ref()) {
             if let Some(("ReplicaSet", name, _)) = controller_of(o) {
@@ -50,7 +55,9 @@ impl Reconciler for ReplicaSetController {
             return Ok(None);
         }
         let desired = int_at(&rs, "/spec/replicas").unwrap_or(1).max(0) as usize;
-        let mut active: Vec<Value> = owned_by(store, &pods(), &key.0, meta_str(&rs, "uid"))?
+        let mut active: Vec<Value> = self
+            .children
+            .owned_by(store, &pods(), &key.0, meta_str(&rs, "uid"))?
             .into_iter()
             .filter(|p| !is_deleting(p))
             .map(|p| (*p).clone())
@@ -60,7 +67,14 @@ impl Reconciler for ReplicaSetController {
             for _ in active.len()..desired {
                 let pod = new_pod(&rs);
                 match store.create(&pods(), Some(&key.0), pod, &WriteOptions::default()) {
-                    Ok(w) => active.push((*w.object).clone()),
+                    Ok(w) => {
+                        self.children.insert(
+                            &key.0,
+                            meta_str(&w.object, "name"),
+                            meta_str(&rs, "uid"),
+                        );
+                        active.push((*w.object).clone())
+                    }
                     Err(e) => {
                         tracing::debug!(replicaset = %key.1, error = %e, "creating a pod");
                         return Err(e);
