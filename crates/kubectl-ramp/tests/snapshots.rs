@@ -26,6 +26,7 @@ const STATES: &[&str] = &[
     "no-operator",
     "subsets-step2",
     "httproute-mirror",
+    "analysis-failing",
 ];
 
 fn now() -> Timestamp {

@@ -176,6 +176,8 @@ pub struct Context {
     pub rollout_index: Arc<Index<Rollout>>,
     /// VirtualServices by the hosts they claim.
     pub virtual_service_hosts: Arc<Index<DynamicObject>>,
+    /// Metric analysis: the Prometheus client and default address.
+    pub analyzer: crate::analysis::Analyzer,
 }
 
 /// Drop what ramp never reads before an object reaches a cache: field
@@ -310,12 +312,14 @@ fn routing_of(r: &Rollout) -> Option<&ramp_api::TrafficRoutingRef> {
 const RECONCILE_CONCURRENCY: u16 = 32;
 
 /// Build and run the controller until shutdown.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     client: Client,
     scope: Scope,
     metrics: Metrics,
     reporter: Reporter,
     webhook_enabled: bool,
+    analyzer: crate::analysis::Analyzer,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     ready: impl Fn() + Send + Sync + 'static,
 ) {
@@ -465,6 +469,7 @@ pub async fn run(
         replica_set_owners,
         rollout_index: rollout_index.clone(),
         virtual_service_hosts: virtual_service_hosts.clone(),
+        analyzer,
     });
 
     let (i1, i2) = (rollout_index.clone(), rollout_index.clone());
@@ -786,7 +791,8 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error
         tracing::debug!(rollout = %format!("{ns}/{name}"), "waiting for the watch to deliver our status write");
         return Ok(Requeue::requeue(Duration::from_secs(1)));
     }
-    let observed = observe(&ro, &ctx).await?;
+    let mut observed = observe(&ro, &ctx).await?;
+    ctx.analyzer.observe(&mut observed).await;
     let plan = ramp_core::plan(&observed);
     if let Some(e) = &plan.error {
         tracing::info!(rollout = %format!("{ns}/{name}"), problem = %e, "rollout waits");
@@ -796,6 +802,7 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error
     }
     publish_events(&ro, &plan, &ctx).await;
     record_metrics(&ro, &plan, &ctx);
+    crate::analysis::record_metrics(&ctx.metrics, &ro, &observed, &plan);
     let old_status = ro.status.clone().unwrap_or_default();
     if plan.status != old_status {
         write_status(&api, &ro, &plan.status, &ctx).await?;
