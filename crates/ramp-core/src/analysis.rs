@@ -48,8 +48,12 @@ pub enum Outcome {
         /// Requests the canary served in the window, from the request-count query.
         samples: Option<f64>,
     },
-    /// The query returned nothing (an empty vector): why, in words.
-    Empty(String),
+    /// The query returned nothing (an empty vector), and the requests the
+    /// canary served in the window (when counted).
+    Empty {
+        /// Requests the canary served in the window.
+        samples: Option<f64>,
+    },
     /// Prometheus did not answer: unreachable, timeout, bad query.
     Error(String),
 }
@@ -315,22 +319,30 @@ pub fn judge(
     window: &str,
     outcome: &Outcome,
 ) -> (MeasurementPhase, Option<String>) {
+    let min = f64::from(metric.min_samples());
+    let too_few = |samples: &Option<f64>| {
+        samples.filter(|s| *s < min).map(|s| {
+            format!(
+                "the canary served {} requests in the last {window}, fewer than minSamples {}",
+                show(s),
+                metric.min_samples()
+            )
+        })
+    };
     match outcome {
         Outcome::Error(e) => (MeasurementPhase::Error, Some(e.clone())),
-        Outcome::Empty(why) => (MeasurementPhase::NoData, Some(why.clone())),
+        Outcome::Empty { samples } => (
+            MeasurementPhase::NoData,
+            Some(too_few(samples).unwrap_or_else(|| {
+                format!(
+                    "the query returned no series (the canary served {} requests in the last {window})",
+                    samples.map_or("an unknown number of".into(), show)
+                )
+            })),
+        ),
         Outcome::Value { value, samples } => {
-            let min = f64::from(metric.min_samples());
-            if let Some(s) = samples
-                && *s < min
-            {
-                return (
-                    MeasurementPhase::NoData,
-                    Some(format!(
-                        "the canary served {} requests in the last {window}, fewer than minSamples {}",
-                        show(*s),
-                        metric.min_samples()
-                    )),
-                );
+            if let Some(why) = too_few(samples) {
+                return (MeasurementPhase::NoData, Some(why));
             }
             if !value.is_finite() {
                 return (
@@ -614,9 +626,18 @@ mod tests {
                 Some("the query returned NaN"),
             ),
             (
-                Outcome::Empty("empty".into()),
+                Outcome::Empty { samples: Some(3.0) },
                 MeasurementPhase::NoData,
-                Some("empty"),
+                Some("the canary served 3 requests in the last 10s, fewer than minSamples 10"),
+            ),
+            (
+                Outcome::Empty {
+                    samples: Some(30.0),
+                },
+                MeasurementPhase::NoData,
+                Some(
+                    "the query returned no series (the canary served 30 requests in the last 10s)",
+                ),
             ),
             (
                 Outcome::Error("connection refused".into()),

@@ -344,7 +344,9 @@ fn a_timed_step_needs_every_metric_passing_at_the_end() {
     let start = w.now;
     let late_gap = move |m: &str, now: chrono::DateTime<chrono::Utc>| {
         if m == "request-duration" && (now - start).num_seconds() >= 8 {
-            Outcome::Empty("the query returned an empty vector".into())
+            Outcome::Empty {
+                samples: Some(40.0),
+            }
         } else {
             good(m)
         }
@@ -371,7 +373,7 @@ fn a_timed_step_needs_every_metric_passing_at_the_end() {
     assert_eq!(r.phase, Some(MeasurementPhase::NoData));
     assert!(
         w.message()
-            .contains("request-duration NoData: the query returned an empty vector")
+            .contains("request-duration NoData: the query returned no series (the canary served 40 requests in the last 10s)")
     );
 }
 

@@ -256,11 +256,9 @@ impl Prometheus {
                         value,
                         samples: Some(samples),
                     },
-                    Ok(QueryValue::Empty) => Outcome::Empty(format!(
-                        "the query returned no series (the canary served {} requests in the last {})",
-                        ramp_core::analysis::show(samples),
-                        req.window
-                    )),
+                    Ok(QueryValue::Empty) => Outcome::Empty {
+                        samples: Some(samples),
+                    },
                     Err(e) => Outcome::Error(e.to_string()),
                 },
             })
