@@ -22,7 +22,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use ramp_api::analysis::{
     AnalysisMetric, MeasurementPhase, MetricAnalysisStatus, REQUEST_DURATION, REQUEST_SUCCESS_RATE,
     RolloutAnalysis, render_template,
@@ -581,11 +580,6 @@ pub(crate) fn judge_step(obs: &Observed, cs: &CanaryStatus) -> Option<Judgement>
 /// (`None` without analysis).
 pub fn first_measurement_in(ro: &Rollout) -> Option<Duration> {
     analysis_of(ro).map(interval_of)
-}
-
-/// A Kubernetes time (for tests and callers that build records).
-pub fn time(t: DateTime<Utc>) -> Time {
-    to_k8s_time(t)
 }
 
 #[cfg(test)]
