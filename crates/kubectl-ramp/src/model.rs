@@ -88,10 +88,23 @@ pub fn state_reason(ro: &Rollout, c: &CanaryStatus) -> String {
             c.canary_ready_replicas, c.canary_replicas
         ),
         StepState::StepTrafficRouting => "moving traffic for the step".into(),
-        StepState::StepPaused => match pause_duration(ro, c.current_step_index) {
-            Some(d) => format!("paused for {d}s before the next step"),
-            None => "waiting for approval".into(),
-        },
+        StepState::StepPaused => {
+            let mut text = match pause_duration(ro, c.current_step_index) {
+                Some(d) => format!("paused for {d}s before the next step"),
+                None => "waiting for approval".into(),
+            };
+            let held = ro
+                .status
+                .iter()
+                .flat_map(|s| &s.conditions)
+                .find(|k| k.type_ == "Progressing")
+                .and_then(|k| k.reason.as_deref())
+                .and_then(|r| r.strip_prefix("Analysis"));
+            if let Some(why) = held {
+                text.push_str(&format!("; analysis holds it ({why})"));
+            }
+            text
+        }
         StepState::StepReady => "approved; moving to the next step".into(),
         StepState::Completed => match c.finalising_step {
             Some(f) => format!("all steps done; finishing ({f})"),

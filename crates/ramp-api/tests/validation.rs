@@ -661,3 +661,17 @@ fn limits_and_address_are_checked() {
         "must be an http:// URL",
     );
 }
+
+#[test]
+fn the_analysis_example_is_valid() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/analysis/rollout.yaml"
+    );
+    let mut ro: Rollout = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    ro.metadata.namespace = Some("default".into());
+    assert_eq!(validate_rollout(&ro), vec![]);
+    let a = ro.spec.strategy.canary.unwrap().analysis.unwrap();
+    assert_eq!(a.interval(), Some(std::time::Duration::from_secs(2)));
+    assert_eq!(a.metrics.len(), 2);
+}
