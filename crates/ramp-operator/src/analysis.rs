@@ -40,11 +40,13 @@ pub enum QueryError {
         /// What failed.
         detail: String,
     },
-    /// No answer within [`QUERY_TIMEOUT`].
-    #[error("Prometheus at {address} did not answer within {}s", QUERY_TIMEOUT.as_secs())]
+    /// No answer within the client's timeout.
+    #[error("Prometheus at {address} did not answer within {}s", after.as_secs_f64())]
     Timeout {
         /// The base URL.
         address: String,
+        /// The timeout.
+        after: Duration,
     },
     /// Prometheus refused the query (`status: error`, e.g. a parse error).
     #[error("Prometheus at {address} rejected the query ({kind}): {detail}")]
@@ -166,6 +168,7 @@ impl Prometheus {
             .await
             .map_err(|_| QueryError::Timeout {
                 address: addr.clone(),
+                after: self.timeout,
             })??;
         let parsed: ApiResponse =
             serde_json::from_slice(&body).map_err(|e| QueryError::Unusable {

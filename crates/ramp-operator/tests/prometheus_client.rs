@@ -156,6 +156,34 @@ async fn a_closed_port_and_a_bad_address_are_errors_naming_the_address() {
 }
 
 #[tokio::test]
+async fn a_server_that_never_answers_times_out() {
+    // Accepts connections and reads, but never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let c = Prometheus::new(Duration::from_millis(500));
+    let started = Instant::now();
+    let e = c.query(&url, "up").await.unwrap_err();
+    assert_eq!(
+        e,
+        QueryError::Timeout {
+            address: url.clone(),
+            after: Duration::from_millis(500),
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        format!("Prometheus at {url} did not answer within 0.5s")
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
 async fn a_measurement_gives_each_metric_its_value_and_the_request_count() {
     let p = start().await;
     let c = Prometheus::default();
