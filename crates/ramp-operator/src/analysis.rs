@@ -326,14 +326,7 @@ pub fn record_metrics(
             name: ro.name_any(),
             metric: m.metric.clone(),
         };
-        match r.last_value {
-            Some(v) => {
-                metrics.analysis_value.get_or_create(&labels).set(v);
-            }
-            None => {
-                metrics.analysis_value.remove(&labels);
-            }
-        }
+        metrics.set_analysis_value(&labels, r.last_value);
     }
 }
 

@@ -100,6 +100,10 @@ pub struct AnalysisValueLabels {
     pub metric: String,
 }
 
+/// Analysis metric names exported per Rollout `(namespace, name)`.
+type AnalysisNames =
+    std::collections::BTreeMap<(String, String), std::collections::BTreeSet<String>>;
+
 #[derive(Clone)]
 pub struct Metrics {
     /// Reconcile duration in seconds.
@@ -122,6 +126,9 @@ pub struct Metrics {
     pub analysis_measurements: Family<MeasurementLabels, Counter>,
     /// The last measured value of each Rollout's metrics.
     pub analysis_value: Family<AnalysisValueLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// The metric names exported per Rollout, so that a deleted Rollout's
+    /// values can be removed.
+    analysis_names: Arc<std::sync::Mutex<AnalysisNames>>,
     registry: Arc<Registry>,
 }
 
@@ -196,6 +203,7 @@ impl Metrics {
         Self {
             analysis_measurements,
             analysis_value,
+            analysis_names: Arc::default(),
             reconcile_duration,
             reconcile_errors,
             rollouts_by_phase,
@@ -239,6 +247,35 @@ impl Metrics {
         self.canary_weight.remove(&l);
         self.step_transitions.remove(&l);
         self.paused_seconds.remove(&l);
+        let names = self
+            .analysis_names
+            .lock()
+            .map(|mut m| m.remove(&(l.namespace.clone(), l.name.clone())))
+            .unwrap_or_default();
+        for metric in names.into_iter().flatten() {
+            self.analysis_value.remove(&AnalysisValueLabels {
+                namespace: l.namespace.clone(),
+                name: l.name.clone(),
+                metric,
+            });
+        }
+    }
+
+    /// Export the last value of a Rollout's analysis metric (`None`: remove it).
+    pub fn set_analysis_value(&self, labels: &AnalysisValueLabels, value: Option<f64>) {
+        match value {
+            Some(v) => {
+                self.analysis_value.get_or_create(labels).set(v);
+                if let Ok(mut m) = self.analysis_names.lock() {
+                    m.entry((labels.namespace.clone(), labels.name.clone()))
+                        .or_default()
+                        .insert(labels.metric.clone());
+                }
+            }
+            None => {
+                self.analysis_value.remove(labels);
+            }
+        }
     }
 
     /// Record time spent paused.
@@ -310,13 +347,14 @@ mod tests {
                 phase: "Failed".into(),
             })
             .inc();
-        m.analysis_value
-            .get_or_create(&AnalysisValueLabels {
+        m.set_analysis_value(
+            &AnalysisValueLabels {
                 namespace: "default".into(),
                 name: "rollouts-demo".into(),
                 metric: "request-success-rate".into(),
-            })
-            .set(70.5);
+            },
+            Some(70.5),
+        );
         let text = m.encode();
         for needle in [
             "ramp_analysis_measurements_total{metric=\"request-success-rate\",phase=\"Failed\"} 1",
@@ -324,5 +362,7 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
+        m.forget_rollout("default", "rollouts-demo");
+        assert!(!m.encode().contains("rollouts-demo"));
     }
 }
