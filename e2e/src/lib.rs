@@ -9,6 +9,8 @@
 //! On failure (a panic while an [`Env`] is alive) the objects the scenario
 //! touched and the operator's log are printed.
 
+pub mod prometheus;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

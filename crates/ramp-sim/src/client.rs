@@ -269,6 +269,24 @@ impl TestCluster {
         &self.server
     }
 
+    /// Starts a background request stream through the mesh (see [`crate::load`]).
+    pub fn start_load(
+        &self,
+        spec: crate::load::LoadSpec,
+    ) -> Result<crate::load::LoadStatus, crate::load::LoadError> {
+        self.server.telemetry().start_load(spec)
+    }
+
+    /// Stops a request stream; returns what it sent.
+    pub fn stop_load(&self, id: &str) -> Result<crate::load::LoadStatus, crate::load::LoadError> {
+        self.server.telemetry().stop_load(id)
+    }
+
+    /// The running request streams.
+    pub fn loads(&self) -> Vec<crate::load::LoadStatus> {
+        self.server.telemetry().loads()
+    }
+
     /// Loads CRD (or other) manifests from files or directories.
     pub fn load_crds(&self, paths: &[PathBuf]) -> Result<Vec<String>, ClusterError> {
         load_manifests(self.store(), paths)

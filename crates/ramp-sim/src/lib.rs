@@ -9,6 +9,8 @@
 //! - [`schema`], [`patch`], [`selector`], [`proto`]: pure building blocks (CRD structural
 //!   schemas, the four patch types, label/field selectors, protobuf request bodies).
 //! - [`admission`]: admission webhooks, called as kube-apiserver calls them.
+//! - [`telemetry`]: background load through the mesh ([`load`]), pod behaviour from
+//!   annotations, and Istio's request metrics on `/metrics`.
 
 pub mod admission;
 pub mod client;
@@ -27,8 +29,10 @@ pub mod selector;
 pub mod server;
 pub mod store;
 pub mod table;
+pub mod telemetry;
 pub mod watch;
 
 pub use client::{ClusterError, TestCluster, load_manifests, shared_crds_dir};
 pub use server::{Server, ServerConfig};
 pub use store::Store;
+pub use telemetry::load;

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! ramp-sim serve --listen 127.0.0.1:0 --kubeconfig ./kubeconfig --crds ../shared/crds
+//! ramp-sim load start --kubeconfig ./kubeconfig -n shop --host web --rps 200
 //! ```
 
 use std::net::SocketAddr;
@@ -28,6 +29,184 @@ enum Command {
     Serve(ServeArgs),
     /// Send requests through the embedded mesh and report where they went.
     Route(RouteArgs),
+    /// Background request streams of a running sim (they feed its /metrics).
+    #[command(subcommand)]
+    Load(LoadCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum LoadCommand {
+    /// Start a steady request stream; prints its id.
+    Start(LoadStartArgs),
+    /// List the running streams and what they sent.
+    List(LoadListArgs),
+    /// Stop a stream (or every stream with --all).
+    Stop(LoadStopArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SimArgs {
+    /// Kubeconfig of a running ramp-sim (default: $KUBECONFIG).
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct LoadStartArgs {
+    #[command(flatten)]
+    sim: SimArgs,
+    /// Namespace of the Service and routing objects.
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    /// Host the requests are sent to (a Service name, short or FQDN).
+    #[arg(long)]
+    host: String,
+    /// Enter through this Istio Gateway (`name` or `namespace/name`).
+    #[arg(long)]
+    gateway: Option<String>,
+    /// Requests per second.
+    #[arg(long, allow_negative_numbers = true)]
+    rps: f64,
+    /// Request header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    headers: Vec<String>,
+    /// Request path.
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// Seed of the weighted choices and answers (random by default).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Output: the id alone, or the stream's status as JSON.
+    #[arg(short = 'o', long, default_value = "id", value_parser = ["id", "json"])]
+    output: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct LoadListArgs {
+    #[command(flatten)]
+    sim: SimArgs,
+    /// Output format.
+    #[arg(short = 'o', long, default_value = "table", value_parser = ["json", "table"])]
+    output: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct LoadStopArgs {
+    #[command(flatten)]
+    sim: SimArgs,
+    /// Id of the stream (as `load start` printed it).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    id: Option<String>,
+    /// Stop every stream.
+    #[arg(long)]
+    all: bool,
+}
+
+async fn sim_client(kubeconfig: &std::path::Path) -> Result<kube::Client, String> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)
+        .map_err(|e| format!("reading {}: {e}", kubeconfig.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .map_err(|e| format!("kubeconfig {}: {e}", kubeconfig.display()))?;
+    kube::Client::try_from(config).map_err(|e| e.to_string())
+}
+
+/// Sends a request to the sim; an error status comes back as its message.
+async fn sim_request(
+    client: &kube::Client,
+    method: http::Method,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> Result<serde_json::Value, String> {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body.unwrap_or_default())
+        .map_err(|e| e.to_string())?;
+    let text = client.request_text(req).await.map_err(|e| match e {
+        kube::Error::Api(s) => s.message,
+        e => format!("talking to the sim: {e}"),
+    })?;
+    serde_json::from_str(&text).map_err(|e| format!("unexpected answer from the sim: {e}: {text}"))
+}
+
+async fn load(cmd: LoadCommand) -> Result<(), String> {
+    use ramp_sim::load::{LoadSpec, LoadStatus};
+    match cmd {
+        LoadCommand::Start(args) => {
+            let mut spec = LoadSpec::new(args.namespace, args.host, args.rps).path(args.path);
+            for h in &args.headers {
+                let (k, v) =
+                    ramp_sim::mesh::HttpRequest::parse_header(h).map_err(|e| e.to_string())?;
+                spec = spec.header(k, v);
+            }
+            spec.gateway = args.gateway;
+            spec.seed = args.seed;
+            let client = sim_client(&args.sim.kubeconfig).await?;
+            let body = serde_json::to_vec(&spec).map_err(|e| e.to_string())?;
+            let v = sim_request(&client, http::Method::POST, "/sim/v1/load", Some(body)).await?;
+            if args.output == "json" {
+                println!("{v}");
+            } else {
+                println!("{}", v["id"].as_str().unwrap_or_default());
+            }
+        }
+        LoadCommand::List(args) => {
+            let client = sim_client(&args.sim.kubeconfig).await?;
+            let v = sim_request(&client, http::Method::GET, "/sim/v1/load", None).await?;
+            if args.output == "json" {
+                println!("{v}");
+                return Ok(());
+            }
+            let streams: Vec<LoadStatus> = serde_json::from_value(v["streams"].clone())
+                .map_err(|e| format!("unexpected answer from the sim: {e}"))?;
+            println!(
+                "{:<8} {:<16} {:<24} {:<16} {:>8} {:>9} {:>9} {:>8} {:>8}",
+                "ID", "NAMESPACE", "HOST", "GATEWAY", "RPS", "SENT", "SERVED", "5XX", "SHADOW"
+            );
+            for s in streams {
+                println!(
+                    "{:<8} {:<16} {:<24} {:<16} {:>8} {:>9} {:>9} {:>8} {:>8}",
+                    s.id,
+                    s.spec.namespace,
+                    s.spec.host,
+                    s.spec.gateway.as_deref().unwrap_or("-"),
+                    s.spec.rps,
+                    s.sent,
+                    s.served,
+                    s.errors,
+                    s.shadow
+                );
+                if let Some(e) = &s.last_error {
+                    println!("  last error: {e}");
+                }
+                for w in &s.warnings {
+                    println!("  warning: {w}");
+                }
+            }
+        }
+        LoadCommand::Stop(args) => {
+            let client = sim_client(&args.sim.kubeconfig).await?;
+            let path = match &args.id {
+                Some(id) if !args.all => format!("/sim/v1/load/{id}"),
+                _ => "/sim/v1/load".to_owned(),
+            };
+            let v = sim_request(&client, http::Method::DELETE, &path, None).await?;
+            let stopped: Vec<serde_json::Value> = match v.get("streams") {
+                Some(list) => list.as_array().cloned().unwrap_or_default(),
+                None => vec![v],
+            };
+            for s in stopped {
+                println!(
+                    "stopped {} (sent {})",
+                    s["id"].as_str().unwrap_or_default(),
+                    s["sent"]
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, clap::Args)]
@@ -206,6 +385,7 @@ async fn main() -> ExitCode {
     let res = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Route(args) => route(args).await,
+        Command::Load(cmd) => load(cmd).await,
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

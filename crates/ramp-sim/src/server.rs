@@ -41,6 +41,7 @@ use crate::store::{
     Subresource, WatchOptions, WriteOptions, meta_str, split_api_version,
 };
 use crate::table::{self, IncludeObject};
+use crate::telemetry::Telemetry;
 use crate::watch::{WatchFormat, WatchStreamConfig, watch_body};
 
 /// The user name in kubeconfigs written by the sim and in `SelfSubjectReview`s.
@@ -88,6 +89,8 @@ struct App {
     /// Injected faults and request accounting (`/sim/v1/faults`, `/sim/v1/stats`).
     faults: Faults,
     stats: Stats,
+    /// Load streams and the mesh metrics (`/sim/v1/load`, `/metrics`).
+    telemetry: Telemetry,
 }
 
 /// A running API server.
@@ -110,6 +113,7 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
+        let telemetry = Telemetry::new(store.clone(), shutdown.child_token());
         let app = Arc::new(App {
             store,
             config,
@@ -118,12 +122,14 @@ impl Server {
             admission: WebhookGate::new(ServiceMap::new(), admin_user_info()),
             faults: Faults::default(),
             stats: Stats::default(),
+            telemetry,
         });
         let router = Router::new()
             .route("/sim/v1/route", axum::routing::post(route_requests))
             .fallback(handle)
             .with_state(app.clone())
-            .merge(faults::router(app.faults.clone(), app.stats.clone()));
+            .merge(faults::router(app.faults.clone(), app.stats.clone()))
+            .merge(app.telemetry.router());
         let stop = shutdown.clone();
         // Like Go's net/http (and so kube-apiserver): no Nagle delay on small responses and
         // watch chunks.
@@ -160,6 +166,11 @@ impl Server {
     /// Request counts (also at `/sim/v1/stats`).
     pub fn stats(&self) -> &Stats {
         &self.app.stats
+    }
+
+    /// Load streams and mesh metrics (also at `/sim/v1/load` and `/metrics`).
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.app.telemetry
     }
 
     /// `http://127.0.0.1:<port>`.

@@ -53,6 +53,10 @@ pub struct RouteReport {
     /// Objects that were ignored, and why.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Requests served, per destination and then per pod (what the sim's
+    /// telemetry needs: which Service each pod was reached through).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_destination_pod: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 /// Mirrored requests. Mirroring never changes the primary response.
@@ -72,6 +76,9 @@ pub struct ShadowReport {
     pub errors: BTreeMap<String, u64>,
     #[serde(default)]
     pub error_reasons: BTreeMap<String, u64>,
+    /// Mirrored copies served, per destination and then per pod.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_destination_pod: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 /// Two or more objects claiming the same host, as a mesh would flag them.
@@ -109,6 +116,12 @@ impl RouteReport {
         bump(&mut self.by_version, &pod.version);
         bump(&mut self.by_pod_template_hash, &pod.hash);
         bump(&mut self.by_destination, destination);
+        bump(
+            self.by_destination_pod
+                .entry(destination.to_owned())
+                .or_default(),
+            &pod.name,
+        );
     }
 
     pub(crate) fn failed(&mut self, status: u16, reason: &str) {
@@ -191,6 +204,12 @@ impl ShadowReport {
         bump(&mut self.by_version, &pod.version);
         bump(&mut self.by_pod_template_hash, &pod.hash);
         bump(&mut self.by_destination, destination);
+        bump(
+            self.by_destination_pod
+                .entry(destination.to_owned())
+                .or_default(),
+            &pod.name,
+        );
     }
 
     pub(crate) fn failed(&mut self, status: u16, reason: &str) {
