@@ -626,3 +626,37 @@ fn operator_metrics(env: &Env) -> String {
     s.read_to_string(&mut body).unwrap();
     body
 }
+
+/// `make demo-analysis` (scripts/demo-analysis.sh) runs to the end: an
+/// automatic promotion and an automatic abort, with the measured numbers.
+#[test]
+fn the_analysis_demo_promotes_then_aborts_by_itself() {
+    if std::env::var("RAMP_E2E_KUBECONFIG").is_ok() {
+        eprintln!("SKIPPED: the demo starts its own embedded cluster");
+        return;
+    }
+    let out = Command::new("bash")
+        .arg(ramp_e2e::repo_root().join("scripts/demo-analysis.sh"))
+        .env("RAMP_BIN_DIR", ramp_e2e::bin_dir())
+        .env("RAMP_SHARED_CRDS", ramp_e2e::shared_crds_dir())
+        .env_remove("KEEP")
+        .output()
+        .expect("run scripts/demo-analysis.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
+    for needle in [
+        "Promoted without an approval",
+        "step 3/3: pause of 4s is over; analysis passed: request-success-rate 100 Passed (range >= 99)",
+        "Status:       ✖ Aborted",
+        "analysis failed at step 1: request-success-rate was ",
+        r#"[{"route":[{"destination":{"host":"service-demo"}}]}]"#,
+        "Done: automatic promotion and automatic abort",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "demo output lacks {needle:?}:\n{stdout}"
+        );
+    }
+    assert!(!stdout.contains("<invalid>"), "{stdout}");
+}

@@ -917,7 +917,8 @@ fn analysis_tree(out: &mut String, ro: &Rollout, now: Timestamp, style: Style) {
                 if let Some(t) = &r.last_measurement_time {
                     counts.push_str(&format!(
                         ", last {} ago",
-                        human_duration(now.as_second() - t.0.as_second())
+                        // Recorded times are rounded up to the second.
+                        human_duration((now.as_second() - t.0.as_second()).max(0))
                     ));
                 }
                 let mut detail = Vec::new();
