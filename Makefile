@@ -8,7 +8,7 @@ export RAMP_SHARED_CRDS
 # Test runner: nextest when installed, cargo test otherwise.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help test lint fmt crds check-crds demo bench build
+.PHONY: help test lint fmt crds check-crds demo demo-analysis bench build
 
 include mk/python.mk
 include mk/bench.mk
@@ -41,5 +41,9 @@ endif
 demo: ## run the canary walk-through on the embedded cluster (KEEP=1 leaves it running)
 	$(CARGO) build --workspace --bins
 	KEEP=$(KEEP) scripts/demo.sh
+
+demo-analysis: ## metric analysis on the embedded cluster with a real Prometheus: an automatic promotion and an automatic abort (KEEP=1 leaves it running)
+	$(CARGO) build --workspace --bins
+	KEEP=$(KEEP) scripts/demo-analysis.sh
 
 bench: bench-sim bench-fleet ## benchmarks (speed and memory figures live here, never in tests)

@@ -246,6 +246,8 @@ struct Expect {
     log_format: &'static str,
     /// Extra labels of the ServiceMonitor when it is on.
     service_monitor: Option<(Value, &'static str)>,
+    /// `--prometheus-url` when `analysis.prometheusUrl` is set.
+    prometheus_url: Option<&'static str>,
 }
 
 fn defaults() -> Expect {
@@ -264,6 +266,7 @@ fn defaults() -> Expect {
         log_level: "info",
         log_format: "json",
         service_monitor: None,
+        prometheus_url: None,
     }
 }
 
@@ -282,6 +285,7 @@ fn minimal_single_namespace() -> Expect {
             "resources": resources,
             "logLevel": "info,ramp_operator=debug",
             "logFormat": "text",
+            "analysis": {"prometheusUrl": "http://prometheus.monitoring:9090"},
         }),
         release: "edge",
         fullname: "edge-ramp",
@@ -296,6 +300,7 @@ fn minimal_single_namespace() -> Expect {
         log_level: "info,ramp_operator=debug",
         log_format: "text",
         service_monitor: Some((json!({"release": "prom", "team": "platform"}), "15s")),
+        prometheus_url: Some("http://prometheus.monitoring:9090"),
     }
 }
 
@@ -772,6 +777,9 @@ fn check_objects(objs: &Objects, exp: &Expect, flags: &BTreeMap<String, bool>, r
             want_args.push(format!("--cert-secret={secret}"));
         }
         None => want_args.push("--no-webhook".into()),
+    }
+    if let Some(url) = exp.prometheus_url {
+        want_args.push(format!("--prometheus-url={url}"));
     }
     assert_eq!(args[1..].to_vec(), want_args);
 

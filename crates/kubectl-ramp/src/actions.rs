@@ -13,7 +13,9 @@ use ramp_api::{Rollout, RolloutAction, RolloutPhase, StepState};
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
-use crate::model::{canary, name, phase, position, state_reason, step_of, steps};
+use crate::model::{
+    canary, failing_metrics, metric_text, name, phase, position, state_reason, step_of, steps,
+};
 
 /// A planned write and what to say about it.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,8 +97,15 @@ fn not_progressing(ro: &Rollout, what: &str) -> Error {
     })
 }
 
-/// `approve [--step N]`: StepPaused → StepReady at the step shown (or N).
+/// `approve [--step N]`: StepPaused → StepReady at the step shown (or N);
+/// refused while a metric of the step is failing.
 pub fn approve(ro: &Rollout, step: Option<i32>) -> Result<Plan> {
+    approve_with(ro, step, false)
+}
+
+/// `approve [--step N] [--force]`: `force` approves even while a metric of
+/// the step is failing, and says so in the Event.
+pub fn approve_with(ro: &Rollout, step: Option<i32>, force: bool) -> Result<Plan> {
     let n = name(ro);
     if phase(ro) != Some(RolloutPhase::Progressing) {
         return Err(not_progressing(ro, "approve"));
@@ -130,7 +139,27 @@ pub fn approve(ro: &Rollout, step: Option<i32>) -> Result<Plan> {
             state_reason(ro, c)
         )));
     }
+    let failing = failing_metrics(ro)
+        .into_iter()
+        .map(metric_text)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !failing.is_empty() && !force {
+        return Err(Error::Refused(format!(
+            "rollout '{n}' step {}: analysis is failing: {failing}; not approved (`kubectl ramp approve {n} --force` approves anyway, and the Event says so)",
+            step_of(ro, current)
+        )));
+    }
+    let mut what = format!("step {} approved", step_of(ro, current));
+    if !failing.is_empty() {
+        what.push_str(&format!(
+            " with --force while analysis was failing: {failing}"
+        ));
+    }
     let mut done = format!("rollout '{n}' approved step {}", step_of(ro, current));
+    if !failing.is_empty() {
+        done.push_str(&format!(" (forced: {failing} failing)"));
+    }
     if ro.spec.strategy.paused {
         done.push_str(&format!(
             " (the rollout is paused: it moves on after `kubectl ramp resume {n}`)"
@@ -146,7 +175,7 @@ pub fn approve(ro: &Rollout, step: Option<i32>) -> Result<Plan> {
         event: EventNote {
             reason: "Approved",
             action: "Approve",
-            what: format!("step {} approved", step_of(ro, current)),
+            what,
         },
         not_done: "not approved",
     })

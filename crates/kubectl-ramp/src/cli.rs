@@ -97,6 +97,9 @@ pub enum Command {
         /// Only approve if the rollout is paused at this step (1-based).
         #[arg(long, value_parser = clap::value_parser!(i32).range(1..), value_name = "N")]
         step: Option<i32>,
+        /// Approve even while an analysis metric of the step is failing (the Event says so).
+        #[arg(long)]
+        force: bool,
     },
     /// Abort: traffic back to stable, canary scaled to zero, workload kept paused.
     Abort {
@@ -308,7 +311,8 @@ mod tests {
             cli.command,
             Command::Approve {
                 rollout: "demo".into(),
-                step: Some(2)
+                step: Some(2),
+                force: false,
             }
         );
         let cli = parse(&[

@@ -88,10 +88,23 @@ pub fn state_reason(ro: &Rollout, c: &CanaryStatus) -> String {
             c.canary_ready_replicas, c.canary_replicas
         ),
         StepState::StepTrafficRouting => "moving traffic for the step".into(),
-        StepState::StepPaused => match pause_duration(ro, c.current_step_index) {
-            Some(d) => format!("paused for {d}s before the next step"),
-            None => "waiting for approval".into(),
-        },
+        StepState::StepPaused => {
+            let mut text = match pause_duration(ro, c.current_step_index) {
+                Some(d) => format!("paused for {d}s before the next step"),
+                None => "waiting for approval".into(),
+            };
+            let held = ro
+                .status
+                .iter()
+                .flat_map(|s| &s.conditions)
+                .find(|k| k.type_ == "Progressing")
+                .and_then(|k| k.reason.as_deref())
+                .and_then(|r| r.strip_prefix("Analysis"));
+            if let Some(why) = held {
+                text.push_str(&format!("; analysis holds it ({why})"));
+            }
+            text
+        }
         StepState::StepReady => "approved; moving to the next step".into(),
         StepState::Completed => match c.finalising_step {
             Some(f) => format!("all steps done; finishing ({f})"),
@@ -272,6 +285,73 @@ pub fn operator_stalled(ro: &Rollout, now: Timestamp, stall_seconds: i64) -> Opt
 }
 
 /// How a step's canary replicas read: `1`, `50%`.
+/// The current step's analysis records, in spec order.
+pub fn current_analysis(ro: &Rollout) -> Vec<&ramp_api::MetricAnalysisStatus> {
+    let Some(c) = canary(ro) else {
+        return Vec::new();
+    };
+    c.analysis
+        .iter()
+        .filter(|r| r.step_index == c.current_step_index)
+        .collect()
+}
+
+/// Metrics of the current step whose last measurement failed.
+pub fn failing_metrics(ro: &Rollout) -> Vec<&ramp_api::MetricAnalysisStatus> {
+    current_analysis(ro)
+        .into_iter()
+        .filter(|r| r.phase == Some(ramp_api::MeasurementPhase::Failed))
+        .collect()
+}
+
+/// One analysis record in words: `request-success-rate 70.5 (range >= 99)`.
+pub fn metric_text(r: &ramp_api::MetricAnalysisStatus) -> String {
+    let value = r.last_value.map_or_else(|| "-".to_string(), show_number);
+    format!("{} {value} (range {})", r.name, r.threshold_range)
+}
+
+/// A number as the operator writes it in messages.
+pub fn show_number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// The `list` ANALYSIS column: `-` without analysis; the worst phase of
+/// the current step's metrics with how many share it (`2/2 Passed`,
+/// `1/2 Failed`), or `pending` before the first measurement.
+pub fn analysis_column(ro: &Rollout) -> String {
+    use ramp_api::MeasurementPhase::*;
+    let Some(a) = ro
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .and_then(|c| c.analysis.as_ref())
+    else {
+        return "-".into();
+    };
+    let total = a.metrics.len();
+    let in_flight = matches!(
+        phase(ro),
+        Some(RolloutPhase::Progressing | RolloutPhase::Aborted)
+    );
+    let records = current_analysis(ro);
+    if !in_flight || records.is_empty() {
+        return format!("{total} metrics");
+    }
+    for p in [Failed, Error, NoData, Passed] {
+        let n = records.iter().filter(|r| r.phase == Some(p)).count();
+        if n > 0 {
+            return format!("{n}/{total} {p}");
+        }
+    }
+    "pending".into()
+}
+
 pub fn replicas_text(v: &IntOrString) -> String {
     match v {
         IntOrString::Int(n) => n.to_string(),

@@ -737,6 +737,7 @@ pub fn render_status(input: &StatusInput<'_>, style: Style) -> String {
         "Steps"
     };
     tree(&mut out, title, &step_nodes, style);
+    analysis_tree(&mut out, ro, input.now, style);
 
     if let Some(c) = c
         && c.current_step_state == StepState::Completed
@@ -872,6 +873,90 @@ pub fn render_status(input: &StatusInput<'_>, style: Style) -> String {
     out
 }
 
+/// The current step's analysis: one line per metric with its last value,
+/// range, phase and counts, and the reason of a NoData or Error.
+fn analysis_tree(out: &mut String, ro: &Rollout, now: Timestamp, style: Style) {
+    use ramp_api::MeasurementPhase::*;
+    let Some(a) = ro
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .and_then(|c| c.analysis.as_ref())
+    else {
+        return;
+    };
+    let records = model::current_analysis(ro);
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut children: Vec<Vec<String>> = Vec::new();
+    for m in &a.metrics {
+        let r = records.iter().find(|r| r.name == m.name);
+        let (value, phase, counts, detail) = match r {
+            Some(r) if r.phase.is_some() => {
+                let phase = r.phase.map_or("-".into(), |p| p.to_string());
+                let phase = match r.phase {
+                    Some(Passed) => style.green(&phase),
+                    Some(Failed) => style.red(&phase),
+                    _ => style.yellow(&phase),
+                };
+                let mut counts =
+                    format!("{} measured, {} passed", r.measurements, r.passed_in_step);
+                if r.consecutive_failures > 0 {
+                    counts.push_str(&format!(
+                        ", {} of failureLimit {} failed in a row",
+                        r.consecutive_failures,
+                        m.failure_limit()
+                    ));
+                }
+                if r.consecutive_no_data > 1 {
+                    counts.push_str(&format!(", {} NoData in a row", r.consecutive_no_data));
+                }
+                if r.consecutive_errors > 1 {
+                    counts.push_str(&format!(", {} errors in a row", r.consecutive_errors));
+                }
+                if let Some(t) = &r.last_measurement_time {
+                    counts.push_str(&format!(
+                        ", last {} ago",
+                        // Recorded times are rounded up to the second.
+                        human_duration((now.as_second() - t.0.as_second()).max(0))
+                    ));
+                }
+                let mut detail = Vec::new();
+                if let Some(e) = &r.last_error {
+                    detail.push(e.clone());
+                }
+                (
+                    r.last_value.map_or("-".into(), model::show_number),
+                    phase,
+                    counts,
+                    detail,
+                )
+            }
+            _ => (
+                "-".into(),
+                style.dim("pending"),
+                "not measured yet".into(),
+                Vec::new(),
+            ),
+        };
+        rows.push(vec![
+            m.name.clone(),
+            value,
+            format!("range {}", m.threshold_range),
+            phase,
+            counts,
+        ]);
+        children.push(detail);
+    }
+    let nodes: Vec<Node> = columns(rows)
+        .into_iter()
+        .zip(children)
+        .map(|(text, children)| Node { text, children })
+        .collect();
+    let title = format!("Analysis (every {})", a.interval_text());
+    tree(out, &title, &nodes, style);
+}
+
 fn paint_missing(text: String, style: Style) -> String {
     if style.color && text.contains("  missing") {
         text.replace("  missing", &format!("  {}", style.red("missing")))
@@ -894,6 +979,7 @@ pub fn render_list(rollouts: &[Rollout], all_namespaces: bool, now: Timestamp) -
         "STATE",
         "CANARY WEIGHT",
         "CANARY READY",
+        "ANALYSIS",
         "AGE",
     ];
     if all_namespaces {
@@ -933,6 +1019,7 @@ pub fn render_list(rollouts: &[Rollout], all_namespaces: bool, now: Timestamp) -
             state,
             canary_weight(ro),
             ready,
+            model::analysis_column(ro),
             age,
         ];
         if all_namespaces {

@@ -98,8 +98,15 @@ pub async fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Approve { rollout, step } => {
-            act(&cluster, &rollout, |ro| actions::approve(ro, step)).await
+        Command::Approve {
+            rollout,
+            step,
+            force,
+        } => {
+            act(&cluster, &rollout, |ro| {
+                actions::approve_with(ro, step, force)
+            })
+            .await
         }
         Command::Promote {
             rollout,

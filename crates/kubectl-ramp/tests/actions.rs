@@ -393,3 +393,43 @@ fn race_message_names_where_the_rollout_is_now() {
         "rollout 'rollouts-demo' moved on (now Healthy); not aborted"
     );
 }
+
+#[test]
+fn approve_refuses_while_a_metric_fails_unless_forced() {
+    let ro = fixture_rollout("analysis-failing");
+    assert_eq!(
+        refused(actions::approve(&ro, None)),
+        "rollout 'rollouts-demo' step 2/2: analysis is failing: request-success-rate 97.5 (range >= 99); not approved (`kubectl ramp approve rollouts-demo --force` approves anyway, and the Event says so)"
+    );
+    let plan = actions::approve_with(&ro, None, true).unwrap();
+    assert_eq!(
+        plan.event.what,
+        "step 2/2 approved with --force while analysis was failing: request-success-rate 97.5 (range >= 99)"
+    );
+    assert_eq!(
+        plan.done,
+        "rollout 'rollouts-demo' approved step 2/2 (forced: request-success-rate 97.5 (range >= 99) failing)"
+    );
+    let approved = apply(&ro, &plan).unwrap();
+    assert_eq!(
+        approved
+            .status
+            .unwrap()
+            .canary_status
+            .unwrap()
+            .current_step_state,
+        StepState::StepReady
+    );
+    // Results of an earlier step do not count; nor do NoData and Error.
+    let mut earlier = ro.clone();
+    let c = earlier
+        .status
+        .as_mut()
+        .unwrap()
+        .canary_status
+        .as_mut()
+        .unwrap();
+    c.analysis[0].step_index = 1;
+    let plan = actions::approve(&earlier, None).unwrap();
+    assert_eq!(plan.event.what, "step 2/2 approved");
+}

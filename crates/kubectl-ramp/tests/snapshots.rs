@@ -26,6 +26,7 @@ const STATES: &[&str] = &[
     "no-operator",
     "subsets-step2",
     "httproute-mirror",
+    "analysis-failing",
 ];
 
 fn now() -> Timestamp {
@@ -177,4 +178,25 @@ fn the_countdown_moves_with_the_clock() {
     assert!(at(0).contains("pause 42s left of 60s"));
     assert!(at(30).contains("pause 12s left of 60s"));
     assert!(at(120).contains("pause 0s left of 60s"));
+}
+
+#[test]
+fn a_measurement_recorded_in_the_next_second_reads_as_0s_ago() {
+    let mut f = load("analysis-failing");
+    let c = f
+        .rollout
+        .status
+        .as_mut()
+        .unwrap()
+        .canary_status
+        .as_mut()
+        .unwrap();
+    for r in &mut c.analysis {
+        r.last_measurement_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            now() + jiff::SignedDuration::from_secs(1),
+        ));
+    }
+    let text = status_text(&f, Style::default());
+    assert!(text.contains("last 0s ago"), "{text}");
+    assert!(!text.contains("<invalid>"), "{text}");
 }

@@ -2,10 +2,15 @@
 //! and spec validation (pure, shared by the operator's admission webhook and
 //! the controller).
 
+pub mod analysis;
 pub mod names;
 pub mod types;
 pub mod validation;
 
+pub use analysis::{
+    AnalysisMetric, MeasurementCounts, MeasurementPhase, MetricAnalysisStatus, PrometheusProvider,
+    RolloutAnalysis, ThresholdRange,
+};
 pub use types::*;
 pub use validation::{FieldError, validate_rollout, validate_rollout_update};
 

@@ -76,6 +76,11 @@ pub struct CanaryStrategy {
     /// mode ramp supports; `false` is rejected). Defaults to true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_extra_workload_for_canary: Option<bool>,
+    /// Judge the canary on live metrics while each step is paused: a timed
+    /// step advances only when every metric passed, a metric failing
+    /// `failureLimit` times in a row aborts the rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<crate::analysis::RolloutAnalysis>,
 }
 
 impl CanaryStrategy {
@@ -432,6 +437,9 @@ pub struct CanaryStatus {
     /// What the current step is waiting for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Metric analysis results of the current step, one entry per metric.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analysis: Vec<crate::analysis::MetricAnalysisStatus>,
 }
 
 /// State within a canary step. `StepPaused -> StepReady` is the approval.

@@ -21,7 +21,7 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             path: path.into(),
             message: message.into(),
@@ -134,6 +134,10 @@ pub fn validate_rollout(ro: &Rollout) -> Vec<FieldError> {
             }
             prev = Some((i, cur));
         }
+    }
+
+    if let Some(a) = &canary.analysis {
+        crate::analysis::validate_analysis(&mut errs, "spec.strategy.canary.analysis", a);
     }
 
     match canary.traffic_routings.len() {

@@ -556,3 +556,170 @@ fn request_header_modifier_is_checked_like_a_gateway_api_header_filter() {
         "needs matches or traffic",
     );
 }
+
+const AN: &str = "spec.strategy.canary.analysis";
+
+/// The issue's analysis example.
+fn with_analysis(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<FieldError> {
+    errors(|r| {
+        let mut a: serde_json::Value = serde_yaml::from_str(
+            r#"
+prometheus: {address: "http://prometheus.monitoring:9090"}
+interval: 30s
+metrics:
+- name: request-success-rate
+  thresholdRange: {min: 99}
+- name: request-duration
+  thresholdRange: {max: 500}
+- name: error-budget
+  query: sum(rate(istio_requests_total{destination_workload="{{ canaryWorkload }}",response_code=~"5.."}[{{ interval }}]))
+  thresholdRange: {max: 0.5}
+  failureLimit: 2
+  minSamples: 20
+"#,
+        )
+        .unwrap();
+        edit(&mut a);
+        r["spec"]["strategy"]["canary"]["analysis"] = a;
+    })
+}
+
+#[test]
+fn the_issues_analysis_example_is_valid_and_parses() {
+    assert_eq!(with_analysis(|_| {}), vec![]);
+    let ro = rollout_with(|r| {
+        r["spec"]["strategy"]["canary"]["analysis"] = serde_json::json!({
+            "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}}]
+        })
+    });
+    let a = ro.spec.strategy.canary.unwrap().analysis.unwrap();
+    assert_eq!(a.interval(), Some(std::time::Duration::from_secs(30)));
+    assert_eq!(a.metrics[0].failure_limit(), 1);
+    assert_eq!(a.metrics[0].min_samples(), 10);
+}
+
+#[test]
+fn a_metric_without_query_must_be_built_in() {
+    let errs = with_analysis(|a| a["metrics"][1]["name"] = "request-latency".into());
+    assert_one(
+        &errs,
+        &format!("{AN}.metrics[1].name"),
+        "unknown built-in metric \"request-latency\": built in are request-success-rate, request-duration",
+    );
+}
+
+#[test]
+fn empty_queries_and_names_are_rejected() {
+    let errs = with_analysis(|a| a["metrics"][2]["query"] = "  ".into());
+    assert_one(
+        &errs,
+        &format!("{AN}.metrics[2].query"),
+        "must not be empty",
+    );
+    let errs = with_analysis(|a| a["metrics"][2]["name"] = "".into());
+    assert_one(&errs, &format!("{AN}.metrics[2].name"), "must not be empty");
+    let errs = with_analysis(|a| a["metrics"][2]["name"] = "request-duration".into());
+    assert_one(&errs, &format!("{AN}.metrics[2].name"), "listed twice");
+    let errs = with_analysis(|a| a["metrics"] = serde_json::json!([]));
+    assert_one(&errs, &format!("{AN}.metrics"), "at least one metric");
+}
+
+#[test]
+fn a_range_needs_min_or_max() {
+    let errs = with_analysis(|a| a["metrics"][0]["thresholdRange"] = serde_json::json!({}));
+    assert_one(
+        &errs,
+        &format!("{AN}.metrics[0].thresholdRange"),
+        "needs min, max or both",
+    );
+    let errs = with_analysis(|a| {
+        a["metrics"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("thresholdRange");
+    });
+    assert_one(
+        &errs,
+        &format!("{AN}.metrics[0].thresholdRange"),
+        "needs min, max or both",
+    );
+    let errs = with_analysis(|a| {
+        a["metrics"][0]["thresholdRange"] = serde_json::json!({"min": 5, "max": 1})
+    });
+    assert_one(
+        &errs,
+        &format!("{AN}.metrics[0].thresholdRange"),
+        "min 5 is greater than max 1",
+    );
+}
+
+#[test]
+fn the_interval_is_a_duration_of_at_least_a_second() {
+    for ok in ["1s", "2s", "1m", "1m30s"] {
+        assert_eq!(with_analysis(|a| a["interval"] = ok.into()), vec![], "{ok}");
+    }
+    let errs = with_analysis(|a| a["interval"] = "500ms".into());
+    assert_one(&errs, &format!("{AN}.interval"), "must be at least 1s");
+    let errs = with_analysis(|a| a["interval"] = "30".into());
+    assert_one(&errs, &format!("{AN}.interval"), "invalid duration \"30\"");
+}
+
+#[test]
+fn queries_must_parse_as_templates() {
+    let errs =
+        with_analysis(|a| a["metrics"][2]["query"] = "sum(x{w=\"{{ canary_workload }}\"})".into());
+    assert_one(
+        &errs,
+        &format!("{AN}.metrics[2].query"),
+        "invalid template: unknown variable \"canary_workload\"",
+    );
+    let errs =
+        with_analysis(|a| a["metrics"][2]["query"] = "sum(x{w=\"{{ canaryWorkload\"})".into());
+    assert_one(
+        &errs,
+        &format!("{AN}.metrics[2].query"),
+        "invalid template: unbalanced \"{{\"",
+    );
+}
+
+#[test]
+fn limits_and_address_are_checked() {
+    let errs = with_analysis(|a| a["metrics"][2]["failureLimit"] = 0.into());
+    assert_one(
+        &errs,
+        &format!("{AN}.metrics[2].failureLimit"),
+        "must be at least 1",
+    );
+    let errs = with_analysis(|a| a["metrics"][2]["minSamples"] = (-1).into());
+    assert_one(
+        &errs,
+        &format!("{AN}.metrics[2].minSamples"),
+        "must be >= 0",
+    );
+    let errs = with_analysis(|a| a["prometheus"]["address"] = "".into());
+    assert_one(
+        &errs,
+        &format!("{AN}.prometheus.address"),
+        "must not be empty",
+    );
+    let errs = with_analysis(|a| a["prometheus"]["address"] = "prometheus:9090".into());
+    assert_one(
+        &errs,
+        &format!("{AN}.prometheus.address"),
+        "must be an http:// URL",
+    );
+}
+
+#[test]
+fn the_analysis_example_is_valid() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/analysis/rollout.yaml"
+    );
+    let mut ro: Rollout = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    ro.metadata.namespace = Some("default".into());
+    assert_eq!(validate_rollout(&ro), vec![]);
+    let a = ro.spec.strategy.canary.unwrap().analysis.unwrap();
+    assert_eq!(a.interval(), Some(std::time::Duration::from_secs(2)));
+    assert_eq!(a.metrics.len(), 2);
+}

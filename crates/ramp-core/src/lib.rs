@@ -116,6 +116,7 @@
 //! `Progressing` condition's reason, a Warning event when the message is
 //! new, and [`Plan::error`] with a [`PlanError::kind`] for metrics.
 
+pub mod analysis;
 mod error;
 mod hash;
 mod machine;

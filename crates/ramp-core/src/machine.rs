@@ -9,10 +9,11 @@ use ramp_api::names::{
     CONTROLLED_BY_LABEL, PAUSED_BY_RAMP_ANNOTATION, canary_service_name, canary_workload_name,
 };
 use ramp_api::{
-    CanaryStatus, CustomNetworkRef, FinalisingStep, Rollout, RolloutAction, RolloutCondition,
-    RolloutPhase, RolloutStatus, StepState, TrafficRoutingRef, validate_rollout,
+    CanaryStatus, CustomNetworkRef, FinalisingStep, MeasurementPhase, Rollout, RolloutAction,
+    RolloutCondition, RolloutPhase, RolloutStatus, StepState, TrafficRoutingRef, validate_rollout,
 };
 
+use crate::analysis;
 use crate::error::PlanError;
 use crate::hash::template_revision;
 use crate::objects::{self, is_ours};
@@ -1254,8 +1255,27 @@ impl<'a> Planner<'a> {
         }
         self.transition(StepState::StepPaused);
         let pause = ctx.step(i).and_then(|s| s.pause_seconds);
+        let text = self.paused_text(ctx, i);
+        if let Some(d) = pause {
+            self.requeue_in(Duration::from_secs(u64::try_from(d.max(0)).unwrap_or(0)));
+        }
+        if let Some(first) = analysis::first_measurement_in(self.ro) {
+            self.requeue_in(first);
+            // The step starts its own records (not measured yet).
+            if let Some(j) = analysis::judge_step(self.obs, &self.cs_ref()) {
+                self.cs().analysis = j.records;
+            }
+        }
+        self.condition(CONDITION_PROGRESSING, "True", "InRolling", &text);
+        self.message(text.clone());
+        self.event(EventType::Normal, "StepPaused", text);
+        Ok(())
+    }
+
+    /// What a paused step waits for, in words.
+    fn paused_text(&self, ctx: &Ctx<'_>, i: i32) -> String {
         let n = ctx.n();
-        let text = match pause {
+        match ctx.step(i).and_then(|s| s.pause_seconds) {
             Some(d) => format!(
                 "step {i}/{n}: canary receives {}; pausing {d}s before the next step",
                 Self::step_text(ctx, i)
@@ -1265,36 +1285,88 @@ impl<'a> Planner<'a> {
                 Self::step_text(ctx, i),
                 self.name
             ),
-        };
-        if let Some(d) = pause {
-            self.requeue_in(Duration::from_secs(u64::try_from(d.max(0)).unwrap_or(0)));
         }
-        self.condition(CONDITION_PROGRESSING, "True", "InRolling", &text);
-        self.message(text.clone());
-        self.event(EventType::Normal, "StepPaused", text);
-        Ok(())
     }
 
     fn step_paused(&mut self, ctx: &Ctx<'a>, w: &Deployment, i: i32) -> Result<(), PlanError> {
+        let judgement = analysis::judge_step(self.obs, &self.cs_ref());
+        if let Some(j) = &judgement {
+            self.record_analysis(i, j);
+            if let Some(detail) = &j.abort {
+                return self.abort_with(ctx, w, "AnalysisFailed", detail);
+            }
+        }
         self.ensure_step(ctx, w, i)?;
-        let Some(d) = ctx.step(i).and_then(|s| s.pause_seconds) else {
+        let pause = ctx.step(i).and_then(|s| s.pause_seconds);
+        if let Some(j) = &judgement {
+            self.requeue_in(j.next_in.max(Duration::from_secs(1)));
+        }
+        let Some(d) = pause else {
+            if let Some(j) = &judgement {
+                self.analysis_message(ctx, i, j);
+            }
             return Ok(());
         };
         let since = self.cs_ref().last_update_time;
         let wait = Duration::from_secs(u64::try_from(d.max(0)).unwrap_or(0));
         if let Some(left) = remaining(self.now, since.as_ref(), wait) {
             self.requeue_in(left);
+            if let Some(j) = &judgement {
+                self.analysis_message(ctx, i, j);
+            }
             return Ok(());
         }
         // The step's world is as it should be only if nothing was re-applied.
         if !self.actions.is_empty() {
             return Ok(());
         }
+        if let Some(j) = &judgement
+            && !j.ready
+        {
+            // NoData and Error never promote: hold, saying what is missing.
+            let (reason, detail) = j.hold.clone().unwrap_or(("AnalysisPending", String::new()));
+            let text = format!(
+                "step {i}/{}: pause of {d}s is over; holding until every metric passes: {detail}",
+                ctx.n()
+            );
+            self.condition(CONDITION_PROGRESSING, "True", reason, &text);
+            self.message(text);
+            return Ok(());
+        }
         self.transition(StepState::StepReady);
-        let text = format!("step {i}/{}: pause of {d}s is over", ctx.n());
+        let mut text = format!("step {i}/{}: pause of {d}s is over", ctx.n());
+        if let Some(j) = &judgement {
+            text.push_str(&format!("; analysis passed: {}", j.summary));
+        }
         self.message(text.clone());
         self.event(EventType::Normal, "StepReady", text);
         Ok(())
+    }
+
+    /// Write the analysis records and an event for each metric whose phase changed.
+    fn record_analysis(&mut self, i: i32, j: &analysis::Judgement) {
+        self.cs().analysis = j.records.clone();
+        for (_, _, phase, detail) in &j.changes {
+            let (type_, reason) = match phase {
+                MeasurementPhase::Passed => (EventType::Normal, "AnalysisPassed"),
+                MeasurementPhase::Failed => (EventType::Warning, "AnalysisFailing"),
+                MeasurementPhase::NoData => (EventType::Warning, "AnalysisNoData"),
+                MeasurementPhase::Error => (EventType::Warning, "AnalysisError"),
+            };
+            self.event(type_, reason, format!("step {i}: {detail}"));
+        }
+    }
+
+    /// The paused step's message with the analysis results; the condition
+    /// names what holds the step (NoData, Error, a failure below the limit).
+    fn analysis_message(&mut self, ctx: &Ctx<'_>, i: i32, j: &analysis::Judgement) {
+        let text = format!("{}; analysis: {}", self.paused_text(ctx, i), j.summary);
+        let reason = match &j.hold {
+            Some((r, _)) if *r != "AnalysisPending" => r,
+            _ => "InRolling",
+        };
+        self.condition(CONDITION_PROGRESSING, "True", reason, &text);
+        self.message(text);
     }
 
     fn step_ready(&mut self, ctx: &Ctx<'a>, w: &Deployment, i: i32) -> Result<(), PlanError> {
@@ -1332,18 +1404,30 @@ impl<'a> Planner<'a> {
     // ----- user actions ------------------------------------------------------------
 
     fn abort(&mut self, ctx: &Ctx<'a>, w: &Deployment) -> Result<(), PlanError> {
+        let i = self.cs_ref().current_step_index;
+        self.abort_with(ctx, w, "Aborted", &format!("aborted at step {i}"))
+    }
+
+    /// Abort as `kubectl ramp abort` does, with `reason` and `why` (the
+    /// start of the message) in the conditions, the Warning event and the message.
+    fn abort_with(
+        &mut self,
+        ctx: &Ctx<'a>,
+        w: &Deployment,
+        reason: &str,
+        why: &str,
+    ) -> Result<(), PlanError> {
         let cs = self.cs_ref();
         self.status.phase = Some(RolloutPhase::Aborted);
         self.cs().requested_action = None;
         let text = format!(
-            "aborted at step {}: traffic goes back to revision {}, the canary is scaled to 0 and Deployment {} stays paused; retry, or change the template back",
-            cs.current_step_index,
+            "{why}: traffic goes back to revision {}, the canary is scaled to 0 and Deployment {} stays paused; retry, or change the template back",
             cs.stable_revision,
             self.workload_name()
         );
-        self.condition(CONDITION_PROGRESSING, "False", "Aborted", &text);
-        self.condition(CONDITION_SUCCEEDED, "False", "Aborted", &text);
-        self.event(EventType::Warning, "Aborted", text.clone());
+        self.condition(CONDITION_PROGRESSING, "False", reason, &text);
+        self.condition(CONDITION_SUCCEEDED, "False", reason, &text);
+        self.event(EventType::Warning, reason, text.clone());
         self.message(text);
         self.keep_paused(w);
         self.finalise(ctx, Some(w), Purpose::Abort, None)
@@ -1428,9 +1512,22 @@ impl<'a> Planner<'a> {
         cs.canary_replicas = 0;
         cs.canary_ready_replicas = ready;
         let cs = self.cs_ref();
+        let why = self
+            .status
+            .conditions
+            .iter()
+            .find(|c| {
+                c.type_ == CONDITION_SUCCEEDED && c.reason.as_deref() == Some("AnalysisFailed")
+            })
+            .and_then(|c| c.message.as_deref())
+            .and_then(|m| m.split_once(": traffic goes back"))
+            .map_or(
+                format!("aborted at step {}", cs.current_step_index),
+                |(why, _)| why.to_string(),
+            );
         self.message(format!(
-            "aborted at step {}: all traffic on revision {}, canary scaled to 0; request Retry to start again, or change the template back to roll back",
-            cs.current_step_index, cs.stable_revision
+            "{why}: all traffic on revision {}, canary scaled to 0; request Retry to start again, or change the template back to roll back",
+            cs.stable_revision
         ));
     }
 

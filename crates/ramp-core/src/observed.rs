@@ -37,6 +37,9 @@ pub struct Observed {
     /// the rollout before anything changes. Empty when Istio's CRD is not
     /// installed (then only the referenced VirtualServices are compared).
     pub namespace_virtual_services: Vec<Value>,
+    /// Measurements the operator took for this call, when
+    /// [`crate::analysis::measurement_due`] asked for them (else empty).
+    pub measurements: Vec<crate::analysis::Measurement>,
     /// The current time.
     pub now: DateTime<Utc>,
 }
@@ -54,6 +57,7 @@ impl Observed {
             canary_service: None,
             routing_objects: Vec::new(),
             namespace_virtual_services: Vec::new(),
+            measurements: Vec::new(),
             now,
         }
     }

@@ -230,6 +230,8 @@ pub struct Context {
     pub rollout_index: Arc<Index<Rollout>>,
     /// VirtualServices by the hosts they claim.
     pub virtual_service_hosts: Arc<Index<DynamicObject>>,
+    /// Metric analysis: the Prometheus client and default address.
+    pub analyzer: crate::analysis::Analyzer,
 }
 
 /// Drop what ramp never reads before an object reaches a cache: field
@@ -377,12 +379,14 @@ fn routing_of(r: &Rollout) -> Option<&ramp_api::TrafficRoutingRef> {
 const RECONCILE_CONCURRENCY: u16 = 32;
 
 /// Build and run the controller until shutdown.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     client: Client,
     scope: Scope,
     metrics: Metrics,
     reporter: Reporter,
     webhook_enabled: bool,
+    analyzer: crate::analysis::Analyzer,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     ready: impl Fn() + Send + Sync + 'static,
 ) {
@@ -571,6 +575,7 @@ pub async fn run(
         phases: phases.clone(),
         rollout_index: rollout_index.clone(),
         virtual_service_hosts: virtual_service_hosts.clone(),
+        analyzer,
     });
 
     let (i1, i2) = (rollout_index.clone(), rollout_index.clone());
@@ -886,7 +891,8 @@ async fn reconcile(meta: Arc<RolloutMeta>, ctx: Arc<Context>) -> Result<Requeue,
         tracing::debug!(rollout = %format!("{ns}/{name}"), write = %what, "waiting for the watch to deliver our write");
         return Ok(Requeue::requeue(Duration::from_secs(1)));
     }
-    let observed = observe(&ro, &ctx).await?;
+    let mut observed = observe(&ro, &ctx).await?;
+    ctx.analyzer.observe(&mut observed).await;
     let plan = ramp_core::plan(&observed);
     if let Some(e) = &plan.error {
         tracing::info!(rollout = %format!("{ns}/{name}"), problem = %e, "rollout waits");
@@ -896,6 +902,7 @@ async fn reconcile(meta: Arc<RolloutMeta>, ctx: Arc<Context>) -> Result<Requeue,
     }
     publish_events(&ro, &plan, &ctx).await;
     record_metrics(&ro, &plan, &ctx);
+    crate::analysis::record_metrics(&ctx.metrics, &ro, &observed, &plan);
     let old_status = ro.status.clone().unwrap_or_default();
     if plan.status != old_status {
         write_status(&api, &ro, &plan.status, &ctx).await?;

@@ -2,6 +2,7 @@
 //! the plans of `ramp-core`, plus the admission webhooks and the metrics and
 //! health endpoints.
 
+pub mod analysis;
 pub mod cache;
 pub mod certs;
 pub mod controller;

@@ -67,6 +67,11 @@ struct RunArgs {
     /// Name of the Secret holding the webhook CA and serving certificate.
     #[arg(long, default_value = "ramp-webhook-cert")]
     cert_secret: String,
+    /// Prometheus for metric analysis (base URL, e.g.
+    /// http://prometheus.monitoring:9090), used by Rollouts whose
+    /// `analysis.prometheus.address` is not set.
+    #[arg(long, env = "RAMP_PROMETHEUS_URL")]
+    prometheus_url: Option<String>,
 }
 
 fn init_tracing() {
@@ -293,6 +298,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         metrics,
         reporter,
         webhook_enabled,
+        ramp_operator::analysis::Analyzer::new(args.prometheus_url.clone()),
         shutdown,
         move || ready_health.set_ready(true),
     )

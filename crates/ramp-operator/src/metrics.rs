@@ -79,6 +79,31 @@ pub struct VerbLabels {
 }
 
 /// Every metric ramp exports.
+/// Labels of `ramp_analysis_measurements_total`: the metric's name from the
+/// spec and the measurement's phase (never an object name).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MeasurementLabels {
+    /// `analysis.metrics[].name`.
+    pub metric: String,
+    /// Passed, Failed, NoData or Error.
+    pub phase: String,
+}
+
+/// Labels of `ramp_rollout_analysis_value`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AnalysisValueLabels {
+    /// The Rollout's namespace.
+    pub namespace: String,
+    /// The Rollout's name.
+    pub name: String,
+    /// `analysis.metrics[].name`.
+    pub metric: String,
+}
+
+/// Analysis metric names exported per Rollout `(namespace, name)`.
+type AnalysisNames =
+    std::collections::BTreeMap<(String, String), std::collections::BTreeSet<String>>;
+
 #[derive(Clone)]
 pub struct Metrics {
     /// Reconcile duration in seconds.
@@ -97,6 +122,13 @@ pub struct Metrics {
     pub paused_seconds: Family<RolloutLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
     /// API requests the operator made, by verb.
     pub api_requests: Family<VerbLabels, Counter>,
+    /// Analysis measurements by metric name and phase.
+    pub analysis_measurements: Family<MeasurementLabels, Counter>,
+    /// The last measured value of each Rollout's metrics.
+    pub analysis_value: Family<AnalysisValueLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// The metric names exported per Rollout, so that a deleted Rollout's
+    /// values can be removed.
+    analysis_names: Arc<std::sync::Mutex<AnalysisNames>>,
     registry: Arc<Registry>,
 }
 
@@ -156,7 +188,22 @@ impl Metrics {
             "Kubernetes API requests made by the operator, by verb",
             api_requests.clone(),
         );
+        let analysis_measurements = Family::<MeasurementLabels, Counter>::default();
+        let analysis_value = Family::default();
+        registry.register(
+            "analysis_measurements",
+            "Analysis measurements by metric name and phase (Passed, Failed, NoData, Error)",
+            analysis_measurements.clone(),
+        );
+        registry.register(
+            "rollout_analysis_value",
+            "The last measured value of a Rollout's analysis metric",
+            analysis_value.clone(),
+        );
         Self {
+            analysis_measurements,
+            analysis_value,
+            analysis_names: Arc::default(),
             reconcile_duration,
             reconcile_errors,
             rollouts_by_phase,
@@ -200,6 +247,35 @@ impl Metrics {
         self.canary_weight.remove(&l);
         self.step_transitions.remove(&l);
         self.paused_seconds.remove(&l);
+        let names = self
+            .analysis_names
+            .lock()
+            .map(|mut m| m.remove(&(l.namespace.clone(), l.name.clone())))
+            .unwrap_or_default();
+        for metric in names.into_iter().flatten() {
+            self.analysis_value.remove(&AnalysisValueLabels {
+                namespace: l.namespace.clone(),
+                name: l.name.clone(),
+                metric,
+            });
+        }
+    }
+
+    /// Export the last value of a Rollout's analysis metric (`None`: remove it).
+    pub fn set_analysis_value(&self, labels: &AnalysisValueLabels, value: Option<f64>) {
+        match value {
+            Some(v) => {
+                self.analysis_value.get_or_create(labels).set(v);
+                if let Ok(mut m) = self.analysis_names.lock() {
+                    m.entry((labels.namespace.clone(), labels.name.clone()))
+                        .or_default()
+                        .insert(labels.metric.clone());
+                }
+            }
+            None => {
+                self.analysis_value.remove(labels);
+            }
+        }
     }
 
     /// Record time spent paused.
@@ -255,6 +331,34 @@ mod tests {
             "ramp_rollouts{phase=\"Progressing\"} 1",
             "ramp_api_requests_total{verb=\"patch\"} 1",
             "ramp_reconcile_duration_seconds_count 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        m.forget_rollout("default", "rollouts-demo");
+        assert!(!m.encode().contains("rollouts-demo"));
+    }
+
+    #[test]
+    fn analysis_metrics_are_named_by_metric_and_phase() {
+        let m = Metrics::new();
+        m.analysis_measurements
+            .get_or_create(&MeasurementLabels {
+                metric: "request-success-rate".into(),
+                phase: "Failed".into(),
+            })
+            .inc();
+        m.set_analysis_value(
+            &AnalysisValueLabels {
+                namespace: "default".into(),
+                name: "rollouts-demo".into(),
+                metric: "request-success-rate".into(),
+            },
+            Some(70.5),
+        );
+        let text = m.encode();
+        for needle in [
+            "ramp_analysis_measurements_total{metric=\"request-success-rate\",phase=\"Failed\"} 1",
+            "ramp_rollout_analysis_value{namespace=\"default\",name=\"rollouts-demo\",metric=\"request-success-rate\"} 70.5",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
