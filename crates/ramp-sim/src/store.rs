@@ -873,10 +873,18 @@ impl Store {
             opts.label_selector.as_deref(),
             opts.field_selector.as_deref(),
         )?;
-        let start_after = match opts.continue_token.as_deref().filter(|t| !t.is_empty()) {
-            Some(tok) => Some(decode_continue(tok)?),
-            None => None,
-        };
+        // A continued list is answered at the resourceVersion of its first page, as
+        // kube-apiserver's consistent pages are: a client that watches from there replays what
+        // changed meanwhile. (Reporting the current version instead lost, for good, every object
+        // created during the listing under a key the pages had already passed.)
+        let (start_after, snapshot_rv) =
+            match opts.continue_token.as_deref().filter(|t| !t.is_empty()) {
+                Some(tok) => {
+                    let (key, rv) = decode_continue(tok)?;
+                    (Some(key), rv)
+                }
+                None => (None, None),
+            };
         let st = self.read();
         let rt = Self::stored_type(&st, gr)?;
         if !rt.namespaced && namespace.is_some_and(|n| !n.is_empty()) {
@@ -922,15 +930,16 @@ impl Store {
             json.push(entry.json.clone());
             last = Some(k.clone());
         }
+        let list_rv = snapshot_rv.unwrap_or(st.rv);
         let continue_token = if remaining > 0 {
-            last.map(|k| encode_continue(&k, st.rv))
+            last.map(|k| encode_continue(&k, list_rv))
         } else {
             None
         };
         Ok(ObjectList {
             items,
             json,
-            resource_version: st.rv,
+            resource_version: list_rv,
             remaining: continue_token.as_ref().map(|_| remaining),
             continue_token,
         })
@@ -2547,7 +2556,7 @@ fn encode_continue(last: &Key, rv: u64) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
-fn decode_continue(tok: &str) -> ApiResult<Key> {
+fn decode_continue(tok: &str) -> ApiResult<(Key, Option<u64>)> {
     let bad = || ApiError::bad_request(format!("continue key is not valid: {tok}"));
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(tok.trim_end_matches('='))
@@ -2555,7 +2564,8 @@ fn decode_continue(tok: &str) -> ApiResult<Key> {
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     let ns = v.get("ns").and_then(Value::as_str).ok_or_else(bad)?;
     let name = v.get("name").and_then(Value::as_str).ok_or_else(bad)?;
-    Ok((ns.to_string(), name.to_string()))
+    let rv = v.get("rv").and_then(Value::as_u64);
+    Ok(((ns.to_string(), name.to_string()), rv))
 }
 
 /// `.spec.replicas` → `/spec/replicas`.

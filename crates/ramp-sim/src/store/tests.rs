@@ -1369,3 +1369,56 @@ fn writes_through_events_k8s_io_check_its_kind_names_and_versions() {
     let names: Vec<&str> = left.items.iter().map(|o| meta_str(o, "name")).collect();
     assert_eq!(names, vec!["subject.1"]);
 }
+
+#[tokio::test]
+async fn a_paged_list_is_at_its_first_pages_version_so_a_watch_from_it_misses_nothing() {
+    let s = Store::new();
+    let w = WriteOptions::default();
+    for name in ["b", "c", "d"] {
+        s.create(&cms(), Some("default"), cm(name), &w).unwrap();
+    }
+    let page = |token: Option<String>| {
+        s.list(
+            &cms(),
+            Some("default"),
+            &ListOptions {
+                limit: Some(2),
+                continue_token: token,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let page1 = page(None);
+    // Created while the client pages, under a key page 1 already passed.
+    s.create(&cms(), Some("default"), cm("a"), &w).unwrap();
+    let page2 = page(page1.continue_token.clone());
+    let listed: Vec<_> = page1
+        .items
+        .iter()
+        .chain(&page2.items)
+        .map(|o| meta_str(o, "name").to_string())
+        .collect();
+    assert_eq!(
+        listed,
+        vec!["b", "c", "d"],
+        "a sorts before the continue key"
+    );
+    assert_eq!(page2.resource_version, page1.resource_version);
+    // A watch from the list's version (what every client does) brings it.
+    let mut watch = s
+        .watch(
+            &cms(),
+            Some("default"),
+            &WatchOptions {
+                resource_version: Some(page2.resource_version.to_string()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let e = watch.next().await.unwrap().unwrap();
+    assert_eq!(
+        (e.kind, meta_str(&e.event.object, "name")),
+        (EventKind::Added, "a")
+    );
+}
