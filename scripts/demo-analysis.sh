@@ -25,43 +25,15 @@ export NO_COLOR=${NO_COLOR:-1}
 NS=default
 RO=rollouts-demo
 
-for b in ramp-sim ramp-operator kubectl-ramp; do
-  [ -x "$BIN/$b" ] || { echo "demo-analysis: $BIN/$b is missing; run 'cargo build --workspace --bins' (make demo-analysis does)" >&2; exit 1; }
-done
-[ -d "$SHARED_CRDS" ] || { echo "demo-analysis: Istio CRDs not found at $SHARED_CRDS (set RAMP_SHARED_CRDS)" >&2; exit 1; }
+DEMO=demo-analysis
+keep_hint() {
+  echo "Everything keeps running (KEEP=1). Explore with:"
+  echo "  export KUBECONFIG=$KUBECONFIG"
+  echo "  kubectl ramp status $RO; open $PROM_URL"
+}
+# shellcheck source=scripts/demo-lib.sh
+source "$ROOT/scripts/demo-lib.sh"
 [ -n "$PROMETHEUS" ] && [ -x "$PROMETHEUS" ] || { echo "demo-analysis: prometheus not found (apt-get install prometheus, or set RAMP_PROMETHEUS)" >&2; exit 1; }
-
-pids=()
-cleanup() {
-  local rc=$?
-  if [ -n "$KEEP" ] && [ $rc -eq 0 ]; then
-    echo
-    echo "Everything keeps running (KEEP=1). Explore with:"
-    echo "  export KUBECONFIG=$KUBECONFIG"
-    echo "  kubectl ramp status $RO; open $PROM_URL"
-    echo "Stop them with: kill ${pids[*]}"
-    return
-  fi
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ $rc -ne 0 ]; then
-    echo "demo-analysis failed (exit $rc); logs in $WORK" >&2
-    tail -n 30 "$WORK/operator.log" >&2 2>/dev/null || true
-  else
-    rm -rf "$WORK"
-  fi
-}
-trap cleanup EXIT
-
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-wait_for() { # description, timeout seconds, command...
-  local what=$1 t=$2; shift 2
-  local end=$((SECONDS + t))
-  until "$@" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $end ]; then echo "demo-analysis: timed out waiting until $what" >&2; return 1; fi
-    sleep 0.2
-  done
-}
 jp() { kubectl get rollout $RO -o jsonpath="$1"; }
 phase_is() { [ "$(jp '{.status.phase}')" = "$1" ]; }
 at_step() { [ "$(jp '{.status.canaryStatus.currentStepIndex}/{.status.canaryStatus.currentStepState}')" = "$1/$2" ]; }

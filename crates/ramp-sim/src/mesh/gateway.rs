@@ -60,20 +60,14 @@ fn attached_from<'a>(
             .enumerate()
         {
             let f = format!("spec.parentRefs[{i}]");
-            ctx.obj(Some(p), &f)?;
-            let group = ctx
-                .str(p.get("group"), &format!("{f}.group"))?
-                .unwrap_or("gateway.networking.k8s.io");
-            let kind = ctx
-                .str(p.get("kind"), &format!("{f}.kind"))?
-                .unwrap_or("Gateway");
-            let name = ctx
-                .str(p.get("name"), &format!("{f}.name"))?
-                .ok_or_else(|| ctx.err(&format!("{f}.name"), "is required"))?;
-            let pns = ctx
-                .str(p.get("namespace"), &format!("{f}.namespace"))?
-                .unwrap_or(ns);
-            let pport = ctx.uint(p.get("port"), &format!("{f}.port"))?;
+            let ParentRef {
+                group,
+                kind,
+                name,
+                namespace: pns,
+                port: pport,
+                ..
+            } = parent_ref(&ctx, p, &f, ns)?;
             if group == "gateway.networking.k8s.io"
                 && kind == "Service"
                 && name == svc
@@ -239,21 +233,14 @@ pub(crate) fn attached_to_gateway<'a>(
             .enumerate()
         {
             let f = format!("spec.parentRefs[{i}]");
-            ctx.obj(Some(p), &f)?;
-            let group = ctx
-                .str(p.get("group"), &format!("{f}.group"))?
-                .unwrap_or("gateway.networking.k8s.io");
-            let kind = ctx
-                .str(p.get("kind"), &format!("{f}.kind"))?
-                .unwrap_or("Gateway");
-            let name = ctx
-                .str(p.get("name"), &format!("{f}.name"))?
-                .ok_or_else(|| ctx.err(&format!("{f}.name"), "is required"))?;
-            let pns = ctx
-                .str(p.get("namespace"), &format!("{f}.namespace"))?
-                .unwrap_or(ns);
-            let section = ctx.str(p.get("sectionName"), &format!("{f}.sectionName"))?;
-            let pport = ctx.uint(p.get("port"), &format!("{f}.port"))?;
+            let ParentRef {
+                group,
+                kind,
+                name,
+                namespace: pns,
+                section,
+                port: pport,
+            } = parent_ref(&ctx, p, &f, ns)?;
             if group != "gateway.networking.k8s.io"
                 || kind != "Gateway"
                 || name != gctx.name
@@ -762,6 +749,42 @@ fn filters(
         redirect,
         request_headers,
         response_headers,
+    })
+}
+
+/// One `spec.parentRefs[i]` of an HTTPRoute, with Gateway API's defaults.
+struct ParentRef<'a> {
+    group: &'a str,
+    kind: &'a str,
+    name: &'a str,
+    namespace: &'a str,
+    section: Option<&'a str>,
+    port: Option<u64>,
+}
+
+/// Read the parentRef `p` (at field path `f`) of a route in namespace `ns`.
+fn parent_ref<'a>(
+    ctx: &Ctx,
+    p: &'a Value,
+    f: &str,
+    ns: &'a str,
+) -> Result<ParentRef<'a>, MeshError> {
+    ctx.obj(Some(p), f)?;
+    Ok(ParentRef {
+        group: ctx
+            .str(p.get("group"), &format!("{f}.group"))?
+            .unwrap_or("gateway.networking.k8s.io"),
+        kind: ctx
+            .str(p.get("kind"), &format!("{f}.kind"))?
+            .unwrap_or("Gateway"),
+        name: ctx
+            .str(p.get("name"), &format!("{f}.name"))?
+            .ok_or_else(|| ctx.err(&format!("{f}.name"), "is required"))?,
+        namespace: ctx
+            .str(p.get("namespace"), &format!("{f}.namespace"))?
+            .unwrap_or(ns),
+        section: ctx.str(p.get("sectionName"), &format!("{f}.sectionName"))?,
+        port: ctx.uint(p.get("port"), &format!("{f}.port"))?,
     })
 }
 
