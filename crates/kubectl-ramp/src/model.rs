@@ -320,18 +320,21 @@ pub fn show_number(v: f64) -> String {
     }
 }
 
+/// The Rollout's `spec.strategy.canary.analysis`, if it has one.
+pub fn analysis_spec(ro: &Rollout) -> Option<&ramp_api::RolloutAnalysis> {
+    ro.spec
+        .strategy
+        .canary
+        .as_ref()
+        .and_then(|c| c.analysis.as_ref())
+}
+
 /// The `list` ANALYSIS column: `-` without analysis; the worst phase of
 /// the current step's metrics with how many share it (`2/2 Passed`,
 /// `1/2 Failed`), or `pending` before the first measurement.
 pub fn analysis_column(ro: &Rollout) -> String {
     use ramp_api::MeasurementPhase::*;
-    let Some(a) = ro
-        .spec
-        .strategy
-        .canary
-        .as_ref()
-        .and_then(|c| c.analysis.as_ref())
-    else {
+    let Some(a) = analysis_spec(ro) else {
         return "-".into();
     };
     let total = a.metrics.len();

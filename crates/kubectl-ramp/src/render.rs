@@ -877,13 +877,7 @@ pub fn render_status(input: &StatusInput<'_>, style: Style) -> String {
 /// range, phase and counts, and the reason of a NoData or Error.
 fn analysis_tree(out: &mut String, ro: &Rollout, now: Timestamp, style: Style) {
     use ramp_api::MeasurementPhase::*;
-    let Some(a) = ro
-        .spec
-        .strategy
-        .canary
-        .as_ref()
-        .and_then(|c| c.analysis.as_ref())
-    else {
+    let Some(a) = model::analysis_spec(ro) else {
         return;
     };
     let records = model::current_analysis(ro);

@@ -122,6 +122,12 @@ impl<K: ResourceExt + Serialize + DeserializeOwned> Compact<K> {
 
     /// The object `ns/name`, decoded.
     pub fn get(&self, ns: &str, name: &str) -> Option<K> {
+        self.get_as(ns, name)
+    }
+
+    /// The object `ns/name` decoded as `T` (for example straight to a
+    /// `serde_json::Value`, for a planner that reads JSON).
+    pub fn get_as<T: DeserializeOwned>(&self, ns: &str, name: &str) -> Option<T> {
         let s = self.read();
         let e = s.live.get(ns)?.get(name)?;
         let json = lz4_flex::decompress_size_prepended(&e.json).ok()?;
@@ -183,7 +189,11 @@ mod tests {
         let c = Compact::<Service>::new();
         let s = svc("ns", "web", "7", "web");
         c.observe(&watcher::Event::Apply(s.clone()));
-        assert_eq!(c.get("ns", "web"), Some(s));
+        assert_eq!(c.get("ns", "web"), Some(s.clone()));
+        assert_eq!(
+            c.get_as::<serde_json::Value>("ns", "web"),
+            Some(serde_json::to_value(&s).unwrap())
+        );
         assert_eq!(c.version("ns", "web").as_deref(), Some("7"));
         assert_eq!(c.get("other", "web"), None);
         assert_eq!(c.get("ns", "other"), None);

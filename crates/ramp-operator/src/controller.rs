@@ -778,15 +778,24 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
         obs.stable_service = ctx.services.get(&ns, &t.service);
         obs.canary_service = ctx.services.get(&ns, &canary_service_name(&t.service));
         for r in &t.routing_refs() {
-            let obj = match ctx.routing.get(r.kind.as_str()) {
-                Some(cache) => cache.get(&ns, &r.name),
+            // As JSON, which the planner reads: the cache's straight, no
+            // decoding to a DynamicObject and encoding back.
+            let obj: Option<Value> = match ctx.routing.get(r.kind.as_str()) {
+                Some(cache) => cache.get_as(&ns, &r.name),
                 None => {
                     // Kinds without a watch cache are read directly.
                     let ar = routing_resource(&r.api_version, &r.kind);
                     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
                     ctx.metrics.api_request("get");
                     match api.get_opt(&r.name).await {
-                        Ok(o) => o,
+                        Ok(o) => {
+                            o.map(|o| serde_json::to_value(&o))
+                                .transpose()
+                                .map_err(|source| Error::Encode {
+                                    what: format!("{} {}", r.kind, r.name),
+                                    source,
+                                })?
+                        }
                         // CRD not installed: the object is missing.
                         Err(e) if is_not_found(&e) => None,
                         Err(source) => {
@@ -798,16 +807,9 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
                     }
                 }
             };
-            if let Some(mut o) = obj {
+            if let Some(mut v) = obj {
                 let ar = routing_resource(&r.api_version, &r.kind);
-                o.types = Some(kube::core::TypeMeta {
-                    api_version: ar.api_version,
-                    kind: ar.kind,
-                });
-                let v = serde_json::to_value(&o).map_err(|source| Error::Encode {
-                    what: format!("{} {}", r.kind, r.name),
-                    source,
-                })?;
+                name_kind(&mut v, &ar);
                 obs.routing_objects.push(v);
             }
         }
@@ -839,17 +841,10 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
             }
             let ar = routing_resource("networking.istio.io/v1", "VirtualService");
             for name in names {
-                let Some(mut o) = vs.get(&ns, &name) else {
+                let Some(mut v) = vs.get_as::<Value>(&ns, &name) else {
                     continue;
                 };
-                o.types = Some(kube::core::TypeMeta {
-                    api_version: ar.api_version.clone(),
-                    kind: ar.kind.clone(),
-                });
-                let v = serde_json::to_value(&o).map_err(|source| Error::Encode {
-                    what: format!("VirtualService {}", o.name_any()),
-                    source,
-                })?;
+                name_kind(&mut v, &ar);
                 obs.namespace_virtual_services.push(v);
             }
         }
@@ -958,6 +953,15 @@ fn cached_kind(ctx: &Context, kind: &str, meta: &kube::core::ObjectMeta) -> bool
         }),
         "Service" => true,
         kind => ctx.routing.contains_key(kind),
+    }
+}
+
+/// Set `apiVersion` and `kind` of a routing object's JSON (watch events carry
+/// no TypeMeta on some servers).
+fn name_kind(v: &mut Value, ar: &ApiResource) {
+    if let Some(m) = v.as_object_mut() {
+        m.insert("apiVersion".into(), Value::String(ar.api_version.clone()));
+        m.insert("kind".into(), Value::String(ar.kind.clone()));
     }
 }
 
