@@ -660,3 +660,161 @@ fn the_analysis_demo_promotes_then_aborts_by_itself() {
     }
     assert!(!stdout.contains("<invalid>"), "{stdout}");
 }
+
+// ----- Envoy's cluster statistics, through a Gateway API Gateway ----------
+
+/// A Gateway CRD for this test (the shared CRDs carry HTTPRoute only; the
+/// sim's router reads Gateways' listeners, nothing else needs the schema).
+const GATEWAY_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gateways.gateway.networking.k8s.io}
+spec:
+  group: gateway.networking.k8s.io
+  scope: Namespaced
+  names: {plural: gateways, singular: gateway, kind: Gateway, listKind: GatewayList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"#;
+
+#[test]
+fn envoy_metrics_through_a_gateway_promote_a_good_canary_and_abort_a_bad_one() {
+    let env = Env::start("analysis-envoy");
+    let prom = prometheus(&env);
+    env.apply(GATEWAY_CRD);
+    env.kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/gateways.gateway.networking.k8s.io",
+        "--timeout=30s",
+    ])
+    .ok();
+    env.apply(
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge}
+spec:
+  gatewayClassName: contour
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+"#,
+    );
+    for f in ["deployment.yaml", "service.yaml"] {
+        env.apply(
+            &std::fs::read_to_string(ramp_e2e::repo_root().join("examples/httproute").join(f))
+                .unwrap(),
+        );
+    }
+    env.apply(
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: route-demo}
+spec:
+  parentRefs: [{name: edge}]
+  rules:
+  - backendRefs: [{name: service-demo, port: 80}]
+"#,
+    );
+    let original = env.get("httproute", "route-demo").unwrap();
+    env.apply(&format!(
+        r#"apiVersion: rollouts.ramp.dev/v1beta1
+kind: Rollout
+metadata: {{name: rollouts-demo}}
+spec:
+  workloadRef: {{apiVersion: apps/v1, kind: Deployment, name: workload-demo}}
+  strategy:
+    canary:
+      analysis:
+        provider: envoy
+        prometheus: {{address: "{}"}}
+        interval: 2s
+{BUILTINS}
+      steps:
+{TIMED_STEPS}
+      trafficRoutings:
+        - service: service-demo
+          gracePeriodSeconds: 1
+          gateway: {{httpRouteName: route-demo}}
+"#,
+        prom.url()
+    ));
+    env.wait_phase(RO, "Healthy");
+    sim_ok(
+        &env,
+        &[
+            "load",
+            "start",
+            "-n",
+            &env.ns,
+            "--host",
+            "service-demo",
+            "--gateway",
+            "edge",
+            "--rps",
+            "100",
+        ],
+    );
+
+    // A good canary: Healthy without approvals, judged on the canary
+    // Service's Envoy cluster.
+    new_template(&env, r#"{"sim.ramp.dev/latency-ms":"40"}"#);
+    let seen = watch_until(&env, "Healthy", Duration::from_secs(120), |s| {
+        s["phase"] == "Healthy"
+            && s["canaryStatus"]["stableRevision"].is_string()
+            && s["canaryStatus"]["canaryRevision"] == s["canaryStatus"]["stableRevision"]
+            && condition(s, "Succeeded")["status"] == "True"
+    });
+    let passed = seen
+        .iter()
+        .map(|s| record(s, "request-success-rate"))
+        .find(|r| r["phase"] == "Passed" && r["lastSamples"].as_f64().is_some_and(|n| n >= 10.0))
+        .unwrap_or_else(|| {
+            panic!(
+                "request-success-rate never passed: {:#}",
+                seen.last().unwrap()
+            )
+        });
+    assert_eq!(passed["lastValue"], 100.0, "{passed:#}");
+    assert!(
+        !env.events().iter().any(|e| e["reason"] == "Approved"),
+        "nobody approved"
+    );
+    env.assert_restored("httproute", "route-demo", &original);
+    let cluster = format!("{}_service-demo-canary_80", env.ns);
+    let served = prom
+        .value(&format!(
+            "sum(envoy_cluster_upstream_rq{{envoy_cluster_name=\"{cluster}\"}})"
+        ))
+        .unwrap();
+    assert!(served.is_some_and(|n| n > 0.0), "{cluster}: {served:?}");
+
+    // A bad canary: aborted at its first step on the Envoy success rate.
+    std::thread::sleep(Duration::from_secs(11));
+    new_template(&env, r#"{"sim.ramp.dev/error-rate":"0.3"}"#);
+    let done = watch_until(&env, "aborted and settled", Duration::from_secs(90), |s| {
+        s["phase"] == "Aborted"
+            && s["canaryStatus"]["canaryReplicas"] == 0
+            && s["canaryStatus"]["finalisingStep"].is_null()
+    });
+    let s = done.last().unwrap();
+    assert_eq!(
+        condition(s, "Succeeded")["reason"],
+        "AnalysisFailed",
+        "{s:#}"
+    );
+    assert!(
+        done.iter().all(|s| s["canaryStatus"]["currentStepIndex"]
+            .as_i64()
+            .is_none_or(|i| i <= 1)),
+        "a later step was reached"
+    );
+    let message = s["message"].as_str().unwrap();
+    assert!(
+        message.contains("request-success-rate was") && message.contains("outside the range >= 99"),
+        "{message}"
+    );
+    env.assert_restored("httproute", "route-demo", &original);
+    eprintln!("measured: envoy provider: good canary promoted, bad canary aborted: {message}");
+}

@@ -248,6 +248,8 @@ struct Expect {
     service_monitor: Option<(Value, &'static str)>,
     /// `--prometheus-url` when `analysis.prometheusUrl` is set.
     prometheus_url: Option<&'static str>,
+    /// The ConfigMap of `analysis.prometheusCaConfigMap`.
+    prometheus_ca: Option<&'static str>,
 }
 
 fn defaults() -> Expect {
@@ -267,6 +269,7 @@ fn defaults() -> Expect {
         log_format: "json",
         service_monitor: None,
         prometheus_url: None,
+        prometheus_ca: None,
     }
 }
 
@@ -285,7 +288,7 @@ fn minimal_single_namespace() -> Expect {
             "resources": resources,
             "logLevel": "info,ramp_operator=debug",
             "logFormat": "text",
-            "analysis": {"prometheusUrl": "http://prometheus.monitoring:9090"},
+            "analysis": {"prometheusUrl": "https://prometheus.monitoring:9090", "prometheusCaConfigMap": "prometheus-ca"},
         }),
         release: "edge",
         fullname: "edge-ramp",
@@ -300,7 +303,8 @@ fn minimal_single_namespace() -> Expect {
         log_level: "info,ramp_operator=debug",
         log_format: "text",
         service_monitor: Some((json!({"release": "prom", "team": "platform"}), "15s")),
-        prometheus_url: Some("http://prometheus.monitoring:9090"),
+        prometheus_url: Some("https://prometheus.monitoring:9090"),
+        prometheus_ca: Some("prometheus-ca"),
     }
 }
 
@@ -781,7 +785,28 @@ fn check_objects(objs: &Objects, exp: &Expect, flags: &BTreeMap<String, bool>, r
     if let Some(url) = exp.prometheus_url {
         want_args.push(format!("--prometheus-url={url}"));
     }
+    if exp.prometheus_ca.is_some() {
+        want_args.push("--prometheus-ca-file=/etc/ramp/prometheus-ca/ca.crt".into());
+    }
     assert_eq!(args[1..].to_vec(), want_args);
+    // The CA ConfigMap is mounted read-only where --prometheus-ca-file points.
+    let pod_spec = pod;
+    match exp.prometheus_ca {
+        Some(cm) => {
+            assert_eq!(
+                pod_spec["volumes"],
+                json!([{"name": "prometheus-ca", "configMap": {"name": cm, "items": [{"key": "ca.crt", "path": "ca.crt"}]}}])
+            );
+            assert_eq!(
+                pod_spec["containers"][0]["volumeMounts"],
+                json!([{"name": "prometheus-ca", "mountPath": "/etc/ramp/prometheus-ca", "readOnly": true}])
+            );
+        }
+        None => {
+            assert!(pod_spec["volumes"].is_null(), "{pod_spec:#}");
+            assert!(pod_spec["containers"][0]["volumeMounts"].is_null());
+        }
+    }
 
     // Services: metrics always; the webhook Service on 443 in front of the webhook port.
     let metrics = objs.get("Service", &format!("{f}-metrics"));

@@ -19,9 +19,31 @@ pub struct RolloutAnalysis {
     /// duration such as `30s`, `2s`, `1m` or `1m30s` (at least 1s). Default `30s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<String>,
+    /// Whose metrics the built-in queries read: `istio` (default; Istio's
+    /// `istio_requests_total` and `istio_request_duration_milliseconds`) or
+    /// `envoy` (Envoy's cluster statistics `envoy_cluster_upstream_rq` and
+    /// `envoy_cluster_upstream_rq_time`, as exported by Envoy-based Gateway API
+    /// implementations such as Contour). Queries you write yourself are not
+    /// affected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<MetricsProvider>,
     /// The metrics; each is measured every `interval` while a step is paused.
     #[serde(default)]
     pub metrics: Vec<AnalysisMetric>,
+}
+
+/// The telemetry the built-in metrics are computed from.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum MetricsProvider {
+    /// Istio's standard metrics, reported by the canary pods' sidecars
+    /// (`reporter="destination"`), selected by `destination_workload`.
+    #[default]
+    Istio,
+    /// Envoy's upstream cluster statistics of the gateway, selected by a
+    /// cluster name holding the namespace and the canary Service
+    /// (`<namespace>_<service>_<port>` or `<namespace>/<service>/<port>`).
+    Envoy,
 }
 
 impl RolloutAnalysis {
@@ -31,6 +53,11 @@ impl RolloutAnalysis {
     /// The interval string, defaulted.
     pub fn interval_text(&self) -> &str {
         self.interval.as_deref().unwrap_or(Self::DEFAULT_INTERVAL)
+    }
+
+    /// The provider of the built-in metrics, defaulted.
+    pub fn provider(&self) -> MetricsProvider {
+        self.provider.unwrap_or_default()
     }
 
     /// The interval, defaulted; `None` when it does not parse.
@@ -43,7 +70,9 @@ impl RolloutAnalysis {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PrometheusProvider {
-    /// Base URL of the Prometheus HTTP API, e.g. `http://prometheus.monitoring:9090`.
+    /// Base URL of the Prometheus HTTP API, e.g. `http://prometheus.monitoring:9090`
+    /// or `https://prometheus.example.com` (verified against the system's roots
+    /// and the operator's `--prometheus-ca-file`).
     pub address: String,
 }
 
@@ -347,6 +376,23 @@ pub fn render_template(query: &str, value: impl Fn(&str) -> String) -> Result<St
     Ok(out)
 }
 
+/// Checks a Prometheus base URL: `http://` or `https://`, a host, no query
+/// or fragment. The error says what is wrong.
+pub fn check_address(addr: &str) -> Result<(), String> {
+    let rest = addr
+        .strip_prefix("http://")
+        .or_else(|| addr.strip_prefix("https://"))
+        .ok_or("must be an http:// or https:// URL, e.g. http://prometheus.monitoring:9090")?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() {
+        return Err("has no host, e.g. http://prometheus.monitoring:9090".into());
+    }
+    if rest.contains(['?', '#']) || rest.contains(char::is_whitespace) {
+        return Err("must be a base URL without spaces, query or fragment".into());
+    }
+    Ok(())
+}
+
 /// Validate `spec.strategy.canary.analysis` (at `path`).
 pub fn validate_analysis(errs: &mut Vec<FieldError>, path: &str, a: &RolloutAnalysis) {
     if let Some(p) = &a.prometheus {
@@ -356,12 +402,10 @@ pub fn validate_analysis(errs: &mut Vec<FieldError>, path: &str, a: &RolloutAnal
                 format!("{path}.prometheus.address"),
                 "must not be empty: the Prometheus base URL, e.g. http://prometheus.monitoring:9090 (or remove `prometheus` to use the operator's --prometheus-url)",
             ));
-        } else if !addr.starts_with("http://") {
+        } else if let Err(why) = check_address(addr) {
             errs.push(FieldError::new(
                 format!("{path}.prometheus.address"),
-                format!(
-                    "invalid address {addr:?}: must be an http:// URL, e.g. http://prometheus.monitoring:9090"
-                ),
+                format!("invalid address {addr:?}: {why}"),
             ));
         }
     }

@@ -706,8 +706,26 @@ fn limits_and_address_are_checked() {
     assert_one(
         &errs,
         &format!("{AN}.prometheus.address"),
-        "must be an http:// URL",
+        "must be an http:// or https:// URL",
     );
+    let errs = with_analysis(|a| a["prometheus"]["address"] = "https://".into());
+    assert_one(&errs, &format!("{AN}.prometheus.address"), "has no host");
+    let errs = with_analysis(|a| a["prometheus"]["address"] = "http://p:9090/?x=1".into());
+    assert_one(
+        &errs,
+        &format!("{AN}.prometheus.address"),
+        "without spaces, query or fragment",
+    );
+    for ok in [
+        "https://prometheus.example.com",
+        "http://prometheus.monitoring:9090/prom",
+    ] {
+        let errs = with_analysis(|a| a["prometheus"]["address"] = ok.into());
+        assert!(errs.is_empty(), "{ok}: {errs:?}");
+    }
+    // The provider of the built-in queries is one of two words.
+    let errs = with_analysis(|a| a["provider"] = "envoy".into());
+    assert!(errs.is_empty(), "{errs:?}");
 }
 
 #[test]

@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ramp_api::analysis::{
-    AnalysisMetric, MeasurementPhase, MetricAnalysisStatus, REQUEST_DURATION, REQUEST_SUCCESS_RATE,
-    RolloutAnalysis, render_template,
+    AnalysisMetric, MeasurementPhase, MetricAnalysisStatus, MetricsProvider, REQUEST_DURATION,
+    REQUEST_SUCCESS_RATE, RolloutAnalysis, render_template,
 };
 use ramp_api::names::{canary_service_name, canary_workload_name};
 use ramp_api::{CanaryStatus, FinalisingStep, Rollout, RolloutPhase, StepState};
@@ -90,11 +90,16 @@ pub struct MetricQuery {
     pub query: String,
 }
 
-/// Built-in query templates, by metric name (Istio's standard metrics,
-/// reported by the destination's sidecar).
-pub fn builtin_query(name: &str) -> Option<&'static str> {
-    match name {
-        REQUEST_SUCCESS_RATE => Some(concat!(
+/// Built-in query templates, by provider and metric name.
+///
+/// - Istio: the canary pods' sidecars report (`reporter="destination"`),
+///   selected by `destination_workload`, the canary Deployment.
+/// - Envoy: the gateway's upstream cluster statistics, selected by a cluster
+///   name holding the namespace and the canary Service, as Contour names its
+///   clusters (`<namespace>_<service>_<port>`) or with `/` separators.
+pub fn builtin_query(provider: MetricsProvider, name: &str) -> Option<&'static str> {
+    match (provider, name) {
+        (MetricsProvider::Istio, REQUEST_SUCCESS_RATE) => Some(concat!(
             "100 * (sum(rate(istio_requests_total{reporter=\"destination\",",
             "destination_workload_namespace=\"{{ namespace }}\",",
             "destination_workload=\"{{ canaryWorkload }}\",response_code!~\"5..\"}[{{ interval }}]))",
@@ -103,21 +108,41 @@ pub fn builtin_query(name: &str) -> Option<&'static str> {
             "destination_workload_namespace=\"{{ namespace }}\",",
             "destination_workload=\"{{ canaryWorkload }}\"}[{{ interval }}]))"
         )),
-        REQUEST_DURATION => Some(concat!(
+        (MetricsProvider::Istio, REQUEST_DURATION) => Some(concat!(
             "histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{",
             "reporter=\"destination\",destination_workload_namespace=\"{{ namespace }}\",",
             "destination_workload=\"{{ canaryWorkload }}\"}[{{ interval }}])))"
+        )),
+        (MetricsProvider::Envoy, REQUEST_SUCCESS_RATE) => Some(concat!(
+            "100 * (sum(rate(envoy_cluster_upstream_rq{",
+            "envoy_cluster_name=~\"{{ namespace }}[_/]{{ canaryService }}[_/].*\",",
+            "envoy_response_code!~\"5..\"}[{{ interval }}]))",
+            " or vector(0))",
+            " / sum(rate(envoy_cluster_upstream_rq{",
+            "envoy_cluster_name=~\"{{ namespace }}[_/]{{ canaryService }}[_/].*\"}[{{ interval }}]))"
+        )),
+        (MetricsProvider::Envoy, REQUEST_DURATION) => Some(concat!(
+            "histogram_quantile(0.99, sum by (le) (rate(envoy_cluster_upstream_rq_time_bucket{",
+            "envoy_cluster_name=~\"{{ namespace }}[_/]{{ canaryService }}[_/].*\"}[{{ interval }}])))"
         )),
         _ => None,
     }
 }
 
-/// The request-count query behind `minSamples`.
-pub const SAMPLES_QUERY: &str = concat!(
-    "sum(increase(istio_requests_total{reporter=\"destination\",",
-    "destination_workload_namespace=\"{{ namespace }}\",",
-    "destination_workload=\"{{ canaryWorkload }}\"}[{{ interval }}]))"
-);
+/// The request-count query behind `minSamples`, by provider.
+pub fn samples_query(provider: MetricsProvider) -> &'static str {
+    match provider {
+        MetricsProvider::Istio => concat!(
+            "sum(increase(istio_requests_total{reporter=\"destination\",",
+            "destination_workload_namespace=\"{{ namespace }}\",",
+            "destination_workload=\"{{ canaryWorkload }}\"}[{{ interval }}]))"
+        ),
+        MetricsProvider::Envoy => concat!(
+            "sum(increase(envoy_cluster_upstream_rq{",
+            "envoy_cluster_name=~\"{{ namespace }}[_/]{{ canaryService }}[_/].*\"}[{{ interval }}]))"
+        ),
+    }
+}
 
 /// The analysis spec of a Rollout, if it has one.
 pub fn analysis_of(ro: &Rollout) -> Option<&RolloutAnalysis> {
@@ -211,7 +236,7 @@ pub fn measurement_due(obs: &Observed) -> Option<MeasurementRequest> {
         .metrics
         .iter()
         .filter_map(|m| {
-            let template = query_template(m)?;
+            let template = query_template(analysis.provider(), m)?;
             Some(MetricQuery {
                 name: m.name.clone(),
                 query: vars.render(template)?,
@@ -221,15 +246,15 @@ pub fn measurement_due(obs: &Observed) -> Option<MeasurementRequest> {
     Some(MeasurementRequest {
         address: analysis.prometheus.as_ref().map(|p| p.address.clone()),
         window: window(analysis),
-        samples_query: vars.render(SAMPLES_QUERY)?,
+        samples_query: vars.render(samples_query(analysis.provider()))?,
         metrics,
     })
 }
 
-fn query_template(m: &AnalysisMetric) -> Option<&str> {
+fn query_template(provider: MetricsProvider, m: &AnalysisMetric) -> Option<&str> {
     match &m.query {
         Some(q) => Some(q.as_str()),
-        None => builtin_query(&m.name),
+        None => builtin_query(provider, &m.name),
     }
 }
 
@@ -677,21 +702,63 @@ mod tests {
             ..Default::default()
         };
         let q = v
-            .render(builtin_query(REQUEST_SUCCESS_RATE).unwrap())
+            .render(builtin_query(MetricsProvider::Istio, REQUEST_SUCCESS_RATE).unwrap())
             .unwrap();
         assert_eq!(
             q,
             "100 * (sum(rate(istio_requests_total{reporter=\"destination\",destination_workload_namespace=\"shop\",destination_workload=\"web-canary\",response_code!~\"5..\"}[30s])) or vector(0)) / sum(rate(istio_requests_total{reporter=\"destination\",destination_workload_namespace=\"shop\",destination_workload=\"web-canary\"}[30s]))"
         );
-        let q = v.render(builtin_query(REQUEST_DURATION).unwrap()).unwrap();
+        let q = v
+            .render(builtin_query(MetricsProvider::Istio, REQUEST_DURATION).unwrap())
+            .unwrap();
         assert!(q.starts_with("histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{"), "{q}");
         assert!(
             q.contains("destination_workload=\"web-canary\"}[30s]"),
             "{q}"
         );
         assert_eq!(
-            v.render(SAMPLES_QUERY).unwrap(),
+            v.render(samples_query(MetricsProvider::Istio)).unwrap(),
             "sum(increase(istio_requests_total{reporter=\"destination\",destination_workload_namespace=\"shop\",destination_workload=\"web-canary\"}[30s]))"
         );
+    }
+
+    #[test]
+    fn envoy_builtin_queries_select_the_canary_services_clusters() {
+        let v = Variables {
+            namespace: "shop".into(),
+            canary_service: "web-canary".into(),
+            canary_workload: "web-canary".into(),
+            interval: "30s".into(),
+            ..Default::default()
+        };
+        let cluster = "envoy_cluster_name=~\"shop[_/]web-canary[_/].*\"";
+        let q = v
+            .render(builtin_query(MetricsProvider::Envoy, REQUEST_SUCCESS_RATE).unwrap())
+            .unwrap();
+        assert_eq!(
+            q,
+            format!(
+                "100 * (sum(rate(envoy_cluster_upstream_rq{{{cluster},envoy_response_code!~\"5..\"}}[30s])) or vector(0)) / sum(rate(envoy_cluster_upstream_rq{{{cluster}}}[30s]))"
+            )
+        );
+        let q = v
+            .render(builtin_query(MetricsProvider::Envoy, REQUEST_DURATION).unwrap())
+            .unwrap();
+        assert_eq!(
+            q,
+            format!(
+                "histogram_quantile(0.99, sum by (le) (rate(envoy_cluster_upstream_rq_time_bucket{{{cluster}}}[30s])))"
+            )
+        );
+        assert_eq!(
+            v.render(samples_query(MetricsProvider::Envoy)).unwrap(),
+            format!("sum(increase(envoy_cluster_upstream_rq{{{cluster}}}[30s]))")
+        );
+        // Every built-in metric exists for every provider.
+        for p in [MetricsProvider::Istio, MetricsProvider::Envoy] {
+            for m in ramp_api::analysis::BUILTIN_METRICS {
+                assert!(builtin_query(p, m).is_some(), "{p:?} {m}");
+            }
+        }
     }
 }

@@ -4,13 +4,15 @@
 //!
 //! The client is built on the `hyper`/`hyper-util` the operator already
 //! uses (the `prometheus-http-query` crate would bring `reqwest` and a
-//! second HTTP stack for one endpoint). Every request has a timeout; plain
-//! `http://` addresses only.
+//! second HTTP stack for one endpoint). Every request has a timeout.
+//! `https://` addresses are verified with rustls against the system's roots
+//! and, when given, the operator's `--prometheus-ca-file`.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -66,7 +68,7 @@ pub enum QueryError {
         /// What is wrong with it.
         detail: String,
     },
-    /// The address is not an `http://` URL.
+    /// The address is not an `http://` or `https://` URL.
     #[error("invalid Prometheus address {address:?}: {detail}")]
     BadAddress {
         /// The address as given.
@@ -104,7 +106,7 @@ struct Sample {
 /// A Prometheus HTTP API client.
 #[derive(Clone)]
 pub struct Prometheus {
-    http: Client<HttpConnector, Empty<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
     timeout: Duration,
 }
 
@@ -114,11 +116,95 @@ impl Default for Prometheus {
     }
 }
 
+/// Why the client's TLS trust could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    /// The CA file could not be read.
+    #[error("reading the Prometheus CA file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The CA file holds no usable PEM certificate.
+    #[error("the Prometheus CA file {path} holds no PEM certificate{detail}")]
+    NoCertificate {
+        /// The file.
+        path: String,
+        /// What rustls said, if anything.
+        detail: String,
+    },
+}
+
 impl Prometheus {
-    /// A client whose queries give up after `timeout`.
+    /// A client whose queries give up after `timeout`, trusting the system's
+    /// root certificates for `https://` addresses.
     pub fn new(timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(timeout));
+        Self::build(timeout, system_roots())
+    }
+
+    /// Like [`Prometheus::new`], also trusting the PEM certificates of
+    /// `ca_pem` (for a Prometheus behind a private CA).
+    pub fn with_ca_pem(timeout: Duration, ca_pem: &[u8]) -> Result<Self, String> {
+        let mut roots = system_roots();
+        let mut added = 0;
+        for cert in rustls_pemfile::certs(&mut &*ca_pem) {
+            let cert = cert.map_err(|e| e.to_string())?;
+            roots.add(cert).map_err(|e| e.to_string())?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(String::new());
+        }
+        Ok(Self::build(timeout, roots))
+    }
+
+    /// [`Prometheus::with_ca_pem`] with the certificates of the file at `path`.
+    pub fn with_ca_file(timeout: Duration, path: &str) -> Result<Self, TlsSetupError> {
+        let pem = std::fs::read(path).map_err(|source| TlsSetupError::Read {
+            path: path.to_string(),
+            source,
+        })?;
+        Self::with_ca_pem(timeout, &pem).map_err(|e| TlsSetupError::NoCertificate {
+            path: path.to_string(),
+            detail: if e.is_empty() {
+                String::new()
+            } else {
+                format!(" ({e})")
+            },
+        })
+    }
+
+    fn build(timeout: Duration, roots: rustls::RootCertStore) -> Self {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(timeout));
+        http.enforce_http(false);
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map(|b| b.with_root_certificates(roots).with_no_client_auth());
+        let connector = match tls {
+            Ok(tls) => hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls)
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http),
+            // The ring provider always supports the default versions; should
+            // that ever change, https:// queries fail with the reason.
+            Err(e) => {
+                tracing::error!(error = %e, "TLS for Prometheus queries is unavailable");
+                hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(
+                        rustls::ClientConfig::builder()
+                            .with_root_certificates(rustls::RootCertStore::empty())
+                            .with_no_client_auth(),
+                    )
+                    .https_or_http()
+                    .enable_http1()
+                    .wrap_connector(HttpConnector::new())
+            }
+        };
         Prometheus {
             http: Client::builder(TokioExecutor::new()).build(connector),
             timeout,
@@ -129,10 +215,10 @@ impl Prometheus {
     /// URL, e.g. `http://prometheus.monitoring:9090`).
     pub async fn query(&self, address: &str, promql: &str) -> Result<QueryValue, QueryError> {
         let base = address.trim().trim_end_matches('/');
-        if !base.starts_with("http://") {
+        if let Err(detail) = ramp_api::analysis::check_address(base) {
             return Err(QueryError::BadAddress {
                 address: address.to_string(),
-                detail: "only http:// URLs are supported".into(),
+                detail,
             });
         }
         let url = format!("{base}/api/v1/query?query={}", encode(promql));
@@ -269,6 +355,18 @@ impl Prometheus {
     }
 }
 
+/// The system's trusted root certificates (none when they cannot be read:
+/// `https://` queries then fail, naming the certificate problem).
+fn system_roots() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for e in &found.errors {
+        tracing::debug!(error = %e, "a system root certificate could not be loaded");
+    }
+    roots.add_parsable_certificates(found.certs);
+    roots
+}
+
 /// Measurements for the reconciler: the client and the operator's default address.
 #[derive(Clone, Default)]
 pub struct Analyzer {
@@ -283,6 +381,14 @@ impl Analyzer {
     pub fn new(default_url: Option<String>) -> Self {
         Analyzer {
             prometheus: Prometheus::default(),
+            default_url,
+        }
+    }
+
+    /// An analyzer with its own client (e.g. one trusting a private CA).
+    pub fn with_client(prometheus: Prometheus, default_url: Option<String>) -> Self {
+        Analyzer {
+            prometheus,
             default_url,
         }
     }

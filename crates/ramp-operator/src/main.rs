@@ -72,6 +72,10 @@ struct RunArgs {
     /// `analysis.prometheus.address` is not set.
     #[arg(long, env = "RAMP_PROMETHEUS_URL")]
     prometheus_url: Option<String>,
+    /// PEM file of CA certificates trusted, besides the system's roots, for
+    /// `https://` Prometheus addresses (a Prometheus behind a private CA).
+    #[arg(long, env = "RAMP_PROMETHEUS_CA_FILE")]
+    prometheus_ca_file: Option<String>,
 }
 
 fn init_tracing() {
@@ -147,6 +151,10 @@ async fn shutdown_signal() {
 }
 
 async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(url) = &args.prometheus_url {
+        ramp_api::analysis::check_address(url.trim())
+            .map_err(|e| format!("--prometheus-url {url:?}: {e}"))?;
+    }
     let mut config = kube::Config::infer()
         .await
         .map_err(|e| format!("connecting to the cluster (KUBECONFIG or in-cluster config): {e}"))?;
@@ -157,6 +165,16 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     ));
     let client = kube::Client::try_from(config)
         .map_err(|e| format!("connecting to the cluster (KUBECONFIG or in-cluster config): {e}"))?;
+    let prometheus = match &args.prometheus_ca_file {
+        Some(path) => ramp_operator::analysis::Prometheus::with_ca_file(
+            ramp_operator::analysis::QUERY_TIMEOUT,
+            path,
+        )
+        .map_err(|e| format!("--prometheus-ca-file: {e}"))?,
+        None => ramp_operator::analysis::Prometheus::default(),
+    };
+    let analyzer =
+        ramp_operator::analysis::Analyzer::with_client(prometheus, args.prometheus_url.clone());
     let metrics = Metrics::new();
     let health = Health::default();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -298,7 +316,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         metrics,
         reporter,
         webhook_enabled,
-        ramp_operator::analysis::Analyzer::new(args.prometheus_url.clone()),
+        analyzer,
         shutdown,
         move || ready_health.set_ready(true),
     )

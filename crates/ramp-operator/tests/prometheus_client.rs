@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use ramp_core::analysis::{MeasurementRequest, MetricQuery, Outcome};
 use ramp_operator::analysis::{Prometheus, QueryError, QueryValue};
+use ramp_operator::certs::CertBundle;
 
 struct Server {
     child: Child,
@@ -34,19 +35,59 @@ fn free_port() -> u16 {
 
 /// A Prometheus scraping itself; returns once its own series are queryable.
 async fn start() -> Server {
+    start_with(None).await
+}
+
+/// [`start`], serving HTTPS with `tls`'s certificate when given (its
+/// `web.config.file`), and checked with a client trusting `tls`'s CA.
+async fn start_with(tls: Option<&CertBundle>) -> Server {
     let bin = std::env::var("RAMP_PROMETHEUS_BIN").unwrap_or_else(|_| "prometheus".into());
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = dir.path().join("prometheus.yml");
+    // Over TLS it scrapes itself over TLS too, trusting the test's CA.
+    let scrape_tls = match tls {
+        Some(t) => {
+            let ca = dir.path().join("ca.crt");
+            std::fs::write(&ca, &t.ca_cert_pem).unwrap();
+            format!(
+                "  scheme: https\n  tls_config: {{ca_file: {}}}\n",
+                ca.display()
+            )
+        }
+        None => String::new(),
+    };
     std::fs::write(
         &config,
         format!(
-            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n- job_name: self\n  static_configs:\n  - targets: ['127.0.0.1:{port}']\n"
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n- job_name: self\n{scrape_tls}  static_configs:\n  - targets: ['127.0.0.1:{port}']\n"
         ),
     )
     .unwrap();
     let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let child = Command::new(&bin)
+    let mut cmd = Command::new(&bin);
+    let (scheme, client) = match tls {
+        Some(t) => {
+            std::fs::write(dir.path().join("tls.crt"), &t.cert_pem).unwrap();
+            std::fs::write(dir.path().join("tls.key"), &t.key_pem).unwrap();
+            let web = dir.path().join("web.yml");
+            std::fs::write(
+                &web,
+                format!(
+                    "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+                    dir.path().join("tls.crt").display(),
+                    dir.path().join("tls.key").display()
+                ),
+            )
+            .unwrap();
+            cmd.arg(format!("--web.config.file={}", web.display()));
+            let client =
+                Prometheus::with_ca_pem(Duration::from_secs(5), t.ca_cert_pem.as_bytes()).unwrap();
+            ("https", client)
+        }
+        None => ("http", Prometheus::default()),
+    };
+    let child = cmd
         .arg(format!("--config.file={}", config.display()))
         .arg(format!(
             "--storage.tsdb.path={}",
@@ -59,10 +100,9 @@ async fn start() -> Server {
         .unwrap_or_else(|e| panic!("starting {bin} (install Debian's prometheus package): {e}"));
     let server = Server {
         child,
-        url: format!("http://127.0.0.1:{port}"),
+        url: format!("{scheme}://127.0.0.1:{port}"),
         _dir: dir,
     };
-    let client = Prometheus::default();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(QueryValue::Number(n)) = client
@@ -149,10 +189,65 @@ async fn a_closed_port_and_a_bad_address_are_errors_naming_the_address() {
         }
         other => panic!("{other:?}"),
     }
-    match c.query("https://prometheus:9090", "up").await {
-        Err(QueryError::BadAddress { detail, .. }) => assert!(detail.contains("http://")),
+    match c.query("ftp://prometheus:9090", "up").await {
+        Err(QueryError::BadAddress { detail, .. }) => {
+            assert!(detail.contains("http:// or https://"), "{detail}")
+        }
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn https_prometheus_is_queried_when_its_ca_is_trusted_and_refused_otherwise() {
+    let tls = CertBundle::generate(&["127.0.0.1".to_string()]).unwrap();
+    let p = start_with(Some(&tls)).await;
+    assert!(p.url.starts_with("https://"), "{}", p.url);
+
+    // Trusting the private CA (what --prometheus-ca-file gives): answers.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.crt");
+    std::fs::write(&ca, &tls.ca_cert_pem).unwrap();
+    let trusted = Prometheus::with_ca_file(Duration::from_secs(5), ca.to_str().unwrap()).unwrap();
+    assert_eq!(
+        trusted.query(&p.url, "2 * 21").await,
+        Ok(QueryValue::Number(42.0))
+    );
+
+    // The system's roots only: the certificate is refused, and the error
+    // says so (an Error measurement: the step holds, nothing is aborted).
+    match Prometheus::default().query(&p.url, "up").await {
+        Err(e @ QueryError::Unreachable { .. }) => {
+            let text = e.to_string().to_lowercase();
+            assert!(text.contains("certificate"), "{text}");
+            assert!(text.contains(&p.url), "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Plain HTTP to the TLS port is not mistaken for an answer.
+    let plain = p.url.replacen("https://", "http://", 1);
+    assert!(Prometheus::default().query(&plain, "up").await.is_err());
+}
+
+#[test]
+fn a_ca_file_without_certificates_is_refused_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.pem");
+    std::fs::write(&path, "not a certificate\n").unwrap();
+    let e = Prometheus::with_ca_file(Duration::from_secs(1), path.to_str().unwrap())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("empty.pem") && e.contains("no PEM certificate"),
+        "{e}"
+    );
+    let missing = dir.path().join("missing.pem");
+    let e = Prometheus::with_ca_file(Duration::from_secs(1), missing.to_str().unwrap())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("missing.pem"), "{e}");
 }
 
 #[tokio::test]

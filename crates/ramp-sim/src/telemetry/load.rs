@@ -323,9 +323,10 @@ fn send(
     let options = RouteOptions::new(n).seed(rng.random());
     let report = mesh::route(&snapshot, request, &options).map_err(|e| e.to_string())?;
     let rs = crate::resources::GroupResource::new("apps", "replicasets");
-    let pods = PodIndex::new(snapshot.pods.iter(), |name| {
+    let mut pods = PodIndex::new(snapshot.pods.iter(), |name| {
         store.get(&rs, Some(&spec.namespace), name).ok()
     });
+    pods.ports = super::metrics::ServicePorts::of(&snapshot.services);
     let rec = telemetry
         .metrics()
         .record(&spec.namespace, host_name, source, &report, &pods, rng);

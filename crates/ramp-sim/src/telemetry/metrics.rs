@@ -1,14 +1,27 @@
-//! Istio's standard request metrics, counted from routed requests.
+//! Istio's standard request metrics, counted from routed requests, and the
+//! Envoy cluster statistics a gateway exports for the requests it proxies.
 //!
 //! `istio_requests_total` (counter) and `istio_request_duration_milliseconds`
 //! (histogram, Istio's default buckets), both with the labels of
 //! [`RequestLabels`]. One series per label set: per workload, service,
 //! version, response code and source, never per request or pod.
+//!
+//! Requests entering through a gateway are also counted as the gateway's
+//! Envoy reports its upstream clusters: `envoy_cluster_upstream_rq`
+//! (`envoy_cluster_name`, `envoy_response_code`; Envoy exports it without a
+//! `_total` suffix, so it is encoded untyped) and the histogram
+//! `envoy_cluster_upstream_rq_time` (milliseconds, Envoy's default buckets),
+//! with clusters named as Contour names them: `<namespace>_<service>_<port>`.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 use rand::Rng;
 
@@ -48,6 +61,76 @@ pub struct RequestLabels {
     pub response_flags: String,
 }
 
+/// The labels of Envoy's upstream request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct EnvoyRequestLabels {
+    pub envoy_cluster_name: String,
+    pub envoy_response_code: String,
+}
+
+/// The label of Envoy's upstream request time histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct EnvoyClusterLabels {
+    pub envoy_cluster_name: String,
+}
+
+/// A counter encoded without the `_total` suffix OpenMetrics gives counters,
+/// as Envoy names `envoy_cluster_upstream_rq` (untyped in the exposition;
+/// `rate()` reads it the same).
+#[derive(Debug, Clone, Default)]
+pub struct UnsuffixedCounter(Arc<AtomicU64>);
+
+impl UnsuffixedCounter {
+    pub fn inc_by(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl TypedMetric for UnsuffixedCounter {
+    const TYPE: MetricType = MetricType::Unknown;
+}
+
+impl EncodeMetric for UnsuffixedCounter {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_gauge(&self.get())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Unknown
+    }
+}
+
+/// The first port of each Service of a namespace, for Envoy cluster names.
+#[derive(Debug, Default, Clone)]
+pub struct ServicePorts(BTreeMap<String, i64>);
+
+impl ServicePorts {
+    /// The ports of `services` (JSON as stored).
+    pub fn of<'a>(services: impl IntoIterator<Item = &'a serde_json::Value>) -> Self {
+        ServicePorts(
+            services
+                .into_iter()
+                .filter_map(|s| {
+                    let name = s.pointer("/metadata/name")?.as_str()?;
+                    let port = s.pointer("/spec/ports/0/port")?.as_i64()?;
+                    Some((name.to_owned(), port))
+                })
+                .collect(),
+        )
+    }
+
+    /// The Envoy cluster of `service` in `namespace`, as Contour names it
+    /// (`80` when the Service is unknown or has no port).
+    pub fn cluster(&self, namespace: &str, service: &str) -> String {
+        let port = self.0.get(service).copied().unwrap_or(80);
+        format!("{namespace}_{service}_{port}")
+    }
+}
+
 /// Where requests come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
@@ -56,6 +139,12 @@ pub struct Source {
 }
 
 impl Source {
+    /// Whether the requests entered through a gateway (whose Envoy then
+    /// reports its upstream clusters).
+    pub fn through_gateway(&self) -> bool {
+        self.workload != UNKNOWN
+    }
+
     /// The source of requests entering through `gateway` (`name` or
     /// `namespace/name`) in `namespace`; from inside the mesh, `unknown`.
     pub fn of(gateway: Option<&str>, namespace: &str) -> Source {
@@ -92,11 +181,15 @@ fn istio_histogram() -> Histogram {
     Histogram::new(ISTIO_DURATION_BUCKETS_MS)
 }
 
-/// The two metric families, registered in one registry.
+type EnvoyHistogramFamily = Family<EnvoyClusterLabels, Histogram, fn() -> Histogram>;
+
+/// The metric families, registered in one registry.
 #[derive(Debug, Clone)]
 pub struct MeshMetrics {
     pub requests: Family<RequestLabels, Counter>,
     pub duration: HistogramFamily,
+    pub envoy_requests: Family<EnvoyRequestLabels, UnsuffixedCounter>,
+    pub envoy_time: EnvoyHistogramFamily,
 }
 
 impl Default for MeshMetrics {
@@ -104,6 +197,9 @@ impl Default for MeshMetrics {
         MeshMetrics {
             requests: Family::default(),
             duration: Family::new_with_constructor(istio_histogram as fn() -> Histogram),
+            envoy_requests: Family::default(),
+            // Envoy's default histogram buckets are the ones Istio uses.
+            envoy_time: Family::new_with_constructor(istio_histogram as fn() -> Histogram),
         }
     }
 }
@@ -121,6 +217,16 @@ impl MeshMetrics {
             "Request duration in milliseconds, as Istio's proxies measure it",
             self.duration.clone(),
         );
+        registry.register(
+            "envoy_cluster_upstream_rq",
+            "Upstream requests per response code, as a gateway's Envoy counts them",
+            self.envoy_requests.clone(),
+        );
+        registry.register(
+            "envoy_cluster_upstream_rq_time",
+            "Upstream request time in milliseconds, as a gateway's Envoy measures it",
+            self.envoy_time.clone(),
+        );
     }
 
     /// Counts the requests of `report` (routed in `namespace`, to `host`, from
@@ -128,7 +234,9 @@ impl MeshMetrics {
     /// pod's behaviour and is counted by both reporters; a request the proxy
     /// answered itself (no healthy upstream, no route, a fault) is counted by
     /// the `source` reporter only; a mirrored copy is counted by the mirror
-    /// target's `destination` reporter (its answer goes nowhere).
+    /// target's `destination` reporter (its answer goes nowhere). Requests
+    /// through a gateway are also counted on the Envoy cluster of the Service
+    /// that served them (named with `pods.ports`), mirrored copies too.
     pub fn record(
         &self,
         namespace: &str,
@@ -197,6 +305,10 @@ impl MeshMetrics {
                             l.response_code = code.to_string();
                             self.observe(&l, values);
                         }
+                        if source.through_gateway() {
+                            let cluster = pods.ports.cluster(namespace, service);
+                            self.observe_envoy(&cluster, code, values);
+                        }
                         let n = values.len() as u64;
                         if shadow {
                             out.shadow += n;
@@ -239,6 +351,21 @@ impl MeshMetrics {
             }
         }
         out
+    }
+
+    fn observe_envoy(&self, cluster: &str, code: u16, latencies: &[f64]) {
+        self.envoy_requests
+            .get_or_create(&EnvoyRequestLabels {
+                envoy_cluster_name: cluster.to_owned(),
+                envoy_response_code: code.to_string(),
+            })
+            .inc_by(latencies.len() as u64);
+        let h = self.envoy_time.get_or_create(&EnvoyClusterLabels {
+            envoy_cluster_name: cluster.to_owned(),
+        });
+        for v in latencies {
+            h.observe(*v);
+        }
     }
 
     fn observe(&self, labels: &RequestLabels, latencies: &[f64]) {
@@ -326,7 +453,8 @@ mod tests {
 
     fn send(metrics: &MeshMetrics, snapshot: &Snapshot, req: &HttpRequest, n: u64) -> Recorded {
         let report = route(snapshot, req, &RouteOptions::new(n).seed(3)).unwrap();
-        let pods = PodIndex::new(snapshot.pods.iter(), |_| None);
+        let mut pods = PodIndex::new(snapshot.pods.iter(), |_| None);
+        pods.ports = ServicePorts::of(&snapshot.services);
         let source = Source::of(req.gateway.as_deref(), "shop");
         metrics.record(
             "shop",
@@ -548,6 +676,55 @@ mod tests {
         assert_eq!(
             count(&m, &labels("destination", "web", "v1", "web", 200)),
             2000 - canary
+        );
+    }
+
+    /// The value of the untyped Envoy counter series with exactly `labels`.
+    fn envoy_count(m: &MeshMetrics, cluster: &str, code: u16) -> u64 {
+        let prefix = format!(
+            "envoy_cluster_upstream_rq{{envoy_cluster_name=\"{cluster}\",envoy_response_code=\"{code}\"}} "
+        );
+        encoded(m)
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix)?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn gateway_traffic_is_counted_on_envoy_clusters_named_after_each_service() {
+        let m = MeshMetrics::default();
+        let mut snapshot = world(true);
+        snapshot.virtual_services[0]["spec"]["gateways"] = json!(["istio-system/ingress"]);
+        let req = HttpRequest::new("web").through_gateway("istio-system/ingress");
+        let rec = send(&m, &snapshot, &req, 2000);
+        let stable = envoy_count(&m, "shop_web_80", 200);
+        let canary = envoy_count(&m, "shop_web-canary_80", 500);
+        assert_eq!(stable + canary, rec.served);
+        assert_eq!(envoy_count(&m, "shop_web-canary_80", 200), 0);
+        // The mirror target's cluster counts the shadow copies.
+        assert_eq!(envoy_count(&m, "shop_web-shadow_80", 200), rec.shadow);
+        let text = encoded(&m);
+        assert!(
+            text.contains("# TYPE envoy_cluster_upstream_rq unknown"),
+            "{text}"
+        );
+        assert!(!text.contains("envoy_cluster_upstream_rq_total"), "{text}");
+        let time_count = text
+            .lines()
+            .find(|l| {
+                l.starts_with("envoy_cluster_upstream_rq_time_count{")
+                    && l.contains("\"shop_web-canary_80\"")
+            })
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(time_count.ends_with(&format!(" {canary}")), "{time_count}");
+
+        // Inside the mesh there is no gateway Envoy: no cluster series.
+        let inside = MeshMetrics::default();
+        send(&inside, &world(false), &HttpRequest::new("web"), 100);
+        assert!(
+            !encoded(&inside).contains("envoy_cluster_upstream_rq{"),
+            "{}",
+            encoded(&inside)
         );
     }
 

@@ -77,6 +77,8 @@ pub struct PodIndex {
     pods: BTreeMap<String, PodInfo>,
     /// Invalid annotations met while indexing.
     pub warnings: Vec<String>,
+    /// The namespace's Service ports, naming a gateway's Envoy clusters.
+    pub ports: super::metrics::ServicePorts,
 }
 
 impl PodIndex {
