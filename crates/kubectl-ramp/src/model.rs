@@ -6,7 +6,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use ramp_api::{
     CanaryStatus, CanaryStep, HttpRouteMatch, PathMatchType, Rollout, RolloutPhase, StepState,
-    ValueMatchType,
+    ValidSpec, ValueMatchType,
 };
 
 /// Seconds without status progress after which the plugin says the operator
@@ -142,21 +142,18 @@ pub fn pause_remaining(ro: &Rollout, now: Timestamp) -> Option<(i64, i32)> {
     Some(((i64::from(duration) - elapsed).max(0), duration))
 }
 
+/// The Rollout's steps as ramp reads them (`None` when the spec is invalid:
+/// ramp does not act on it, and the plugin then shows no routing).
+pub fn valid_spec(ro: &Rollout) -> Option<ValidSpec> {
+    ramp_api::validate(ro).ok()
+}
+
 /// The step whose routing is in place now: the current step once its routing
 /// is applied, the previous one before that; None when no canary routing is
 /// in place (not progressing, or finishing).
 pub fn routed_step(ro: &Rollout) -> Option<i32> {
-    let c = canary(ro)?;
-    if phase(ro) != Some(RolloutPhase::Progressing) {
-        return None;
-    }
-    match c.current_step_state {
-        StepState::BeforeStepUpgrade | StepState::StepUpgrade | StepState::StepTrafficRouting => {
-            Some(c.current_step_index - 1)
-        }
-        StepState::StepPaused | StepState::StepReady => Some(c.current_step_index),
-        StepState::Completed => None,
-    }
+    let spec = valid_spec(ro)?;
+    spec.routed_step(ro.status.as_ref()?).map(|(i, _)| i)
 }
 
 /// The traffic share the canary gets now, as shown in `list`: `50%`,
@@ -173,31 +170,38 @@ pub fn canary_weight(ro: &Rollout) -> String {
 /// matching header version=canary`, `no traffic`.
 /// A mirror step adds `+ a copy of 100% of requests (mirrored)`.
 pub fn canary_traffic(ro: &Rollout) -> String {
-    let Some(step) = routed_step(ro).and_then(|i| step_at(ro, i)) else {
+    let spec = valid_spec(ro);
+    let routing = spec.as_ref().and_then(|spec| {
+        let (_, r) = spec.routed_step(ro.status.as_ref()?)?;
+        r
+    });
+    let Some(r) = routing else {
         return "no traffic".into();
     };
-    let real = match (&step.traffic, step.matches.is_empty()) {
-        (Some(t), _) => format!("{t} of traffic"),
+    let real = match (r.weight, r.matches.is_empty()) {
+        (Some(w), _) => format!("{w}% of traffic"),
         (None, false) => {
-            let m: Vec<String> = step.matches.iter().map(describe_match).collect();
+            let m: Vec<String> = r.matches.iter().map(describe_match).collect();
             format!("requests matching {}", m.join(" or "))
         }
         (None, true) => "no traffic".into(),
     };
-    match &step.mirror {
-        Some(m) => format!("{real} + a copy of {}% of requests (mirrored)", m.percent),
+    match r.mirror {
+        Some(m) => format!("{real} + a copy of {m}% of requests (mirrored)"),
         None => real,
     }
 }
 
-/// The canary weight a step sets: `50%`, `match` (request matches only), `0%`; a mirror step
-/// says so: `mirror` (copies only), `20%+mirror`.
+/// The canary weight in force during step `index` (its own routing, or the
+/// one it keeps from an earlier step): `50%`, `match` (request matches
+/// only), `0%`; a mirror says so: `mirror` (copies only), `20%+mirror`.
 pub fn step_weight(ro: &Rollout, index: i32) -> String {
-    match step_at(ro, index) {
+    let spec = valid_spec(ro);
+    match spec.as_ref().and_then(|s| s.routing_at(index)) {
         None => "0%".into(),
-        Some(s) => match (&s.traffic, s.matches.is_empty(), s.mirror.is_some()) {
-            (Some(t), _, false) => t.clone(),
-            (Some(t), _, true) => format!("{t}+mirror"),
+        Some(r) => match (r.weight, r.matches.is_empty(), r.mirror.is_some()) {
+            (Some(w), _, false) => format!("{w}%"),
+            (Some(w), _, true) => format!("{w}%+mirror"),
             (None, false, false) => "match".into(),
             (None, false, true) => "match+mirror".into(),
             (None, true, false) => "0%".into(),
@@ -462,7 +466,9 @@ mod tests {
             "metadata": {"name": "web", "namespace": "shop", "generation": 4,
                          "creationTimestamp": "2026-03-01T11:00:00Z"},
             "spec": {"workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
-                     "strategy": {"canary": {"steps": [{"replicas": 1}, {"replicas": 2}]}}},
+                     "strategy": {"canary": {"steps": [{"replicas": 1}, {"replicas": 2}],
+                         "trafficRoutings": [{"service": "web", "customNetworkRefs": [
+                             {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "name": "web"}]}]}}},
             "status": status,
         }))
         .unwrap()
@@ -470,6 +476,22 @@ mod tests {
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    /// What ramp does with a step that changes only replicas: the previous
+    /// step's traffic stays in force (the planner keeps it, the operator's
+    /// weight metric reports it), so `list` and `status` must say so too.
+    #[test]
+    fn a_replicas_only_step_shows_the_traffic_it_keeps() {
+        let mut ro = rollout(serde_json::json!({
+            "phase": "Progressing",
+            "canaryStatus": {"currentStepIndex": 2, "currentStepState": "StepPaused"},
+        }));
+        let canary = ro.spec.strategy.canary.as_mut().unwrap();
+        canary.steps[0].traffic = Some("50%".into());
+        assert_eq!(canary_weight(&ro), "50%");
+        assert_eq!(step_weight(&ro, 2), "50%");
+        assert_eq!(canary_traffic(&ro), "50% of traffic");
     }
 
     #[test]

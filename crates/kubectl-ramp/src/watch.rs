@@ -238,7 +238,8 @@ pub async fn watch(
                 move |o| Update::Service(key.clone(), o.map(Box::new)),
             ));
         }
-        for n in &r.custom_network_refs {
+        // Every routing object: customNetworkRefs and gateway.httpRouteName.
+        for n in &r.routing_refs() {
             let api = cluster.routing_api(n);
             let key = format!("{}/{}", n.kind, n.name);
             streams.push(by_name(

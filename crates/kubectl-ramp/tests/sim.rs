@@ -9,7 +9,9 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Namespace};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+};
 use kube::{CustomResourceExt, ResourceExt};
 use kubectl_ramp::actions;
 use kubectl_ramp::cli::GlobalArgs;
@@ -607,4 +609,115 @@ async fn watch_exits_non_zero_when_aborted() {
         "error: rollout 'rollouts-demo' was aborted (Aborted at step 3/3): aborted by request at step 3/3\n"
     );
     assert!(stdout.contains("Status:       ✖ Aborted"), "{stdout}");
+}
+
+/// The documents of a render fixture after the Rollout.
+fn fixture_objects(state: &str) -> Vec<Value> {
+    let path = format!("{}/tests/fixtures/{state}.yaml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .skip(1)
+        .map(|d| Value::deserialize(d).unwrap())
+        .collect()
+}
+
+/// `status --watch` follows every routing object, including the HTTPRoute
+/// named by `gateway.httpRouteName` (not only `customNetworkRefs`): a change
+/// to it is drawn in a new frame.
+#[tokio::test]
+async fn watch_redraws_when_the_gateway_http_route_changes() {
+    let c = cluster().await;
+    c.load_crds(&[
+        ramp_sim::client::shared_crds_dir().join("gateway.networking.k8s.io_httproutes.yaml")
+    ])
+    .unwrap();
+    let mut route = fixture_objects("httproute-mirror")
+        .into_iter()
+        .find(|o| o["kind"] == "HTTPRoute")
+        .unwrap();
+    let routes: Api<DynamicObject> = Api::namespaced_with(
+        c.client(),
+        "default",
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+            "httproutes",
+        ),
+    );
+    let mut created = None;
+    for _ in 0..100 {
+        // The CRD is served a moment after it is stored.
+        match routes
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(route.clone()).unwrap(),
+            )
+            .await
+        {
+            Ok(r) => {
+                created = Some(r);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    created.expect("the HTTPRoute was not created");
+    let mut v = fixture("httproute-mirror");
+    v["metadata"]["name"] = json!(NAME);
+    let mut status = v.as_object_mut().unwrap().remove("status").unwrap();
+    for k in ["creationTimestamp", "generation"] {
+        v["metadata"].as_object_mut().unwrap().remove(k);
+    }
+    let api: Api<Rollout> = Api::default_namespaced(c.client());
+    let ro = api
+        .create(&PostParams::default(), &serde_json::from_value(v).unwrap())
+        .await
+        .unwrap();
+    status["observedGeneration"] = json!(ro.metadata.generation.unwrap_or(1));
+    set_status(&c, "default", status).await;
+
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-ramp"))
+        .args([
+            "status",
+            NAME,
+            "--watch",
+            "--timeout",
+            "30s",
+            "--kubeconfig",
+        ])
+        .arg(c.kubeconfig_path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Someone re-weights the second rule: 1:1 instead of 3:1.
+    route["spec"]["rules"][1]["backendRefs"][0]["weight"] = json!(1);
+    routes
+        .patch(
+            "httpbin",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": route["spec"]})),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    set_status(
+        &c,
+        "default",
+        json!({"phase": "Healthy", "canaryStatus": {"currentStepState": "Completed", "finalisingStep": "Done"}}),
+    )
+    .await;
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("the watch did not end")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("rules[1]  path ^=/ → httpbin 75%, httpbin-other 25%"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rules[1]  path ^=/ → httpbin 50%, httpbin-other 50%"),
+        "the HTTPRoute change was not redrawn:\n{stdout}"
+    );
 }

@@ -1,9 +1,11 @@
 //! ramp's API: the `Rollout` custom resource, the names ramp uses on objects,
 //! and spec validation (pure, shared by the operator's admission webhook and
-//! the controller).
+//! the controller), whose result, a [`ValidSpec`], is the only reading of a
+//! Rollout's steps the planner, the operator and the plugin use.
 
 pub mod analysis;
 pub mod names;
+pub mod spec;
 pub mod types;
 pub mod validation;
 
@@ -11,6 +13,7 @@ pub use analysis::{
     AnalysisMetric, MeasurementCounts, MeasurementPhase, MetricAnalysisStatus, PrometheusProvider,
     RolloutAnalysis, ThresholdRange,
 };
+pub use spec::{Replicas, Step, StepRouting, ValidSpec, validate};
 pub use types::*;
 pub use validation::{FieldError, validate_rollout, validate_rollout_update};
 

@@ -224,7 +224,7 @@ fn next_due(
 pub fn measurement_due(obs: &Observed) -> Option<MeasurementRequest> {
     let ro = &obs.rollout;
     let analysis = analysis_of(ro)?;
-    if !ramp_api::validate_rollout(ro).is_empty() {
+    if ramp_api::validate(ro).is_err() {
         return None;
     }
     let (cs, since) = measuring_since(ro)?;

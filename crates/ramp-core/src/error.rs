@@ -168,14 +168,6 @@ pub enum PlanError {
         /// Every problem, each naming its field path.
         problems: Vec<String>,
     },
-    /// The spec asks for something ramp does not do.
-    #[error("{field}: {message}")]
-    Unsupported {
-        /// Field path.
-        field: String,
-        /// What is not supported and what to use instead.
-        message: String,
-    },
     /// An object the Rollout refers to does not exist.
     #[error("{kind} {name} not found in namespace {namespace}")]
     NotFound {
@@ -219,7 +211,6 @@ impl PlanError {
     pub fn kind(&self) -> &'static str {
         match self {
             PlanError::InvalidSpec { .. } => "invalid_spec",
-            PlanError::Unsupported { .. } => "unsupported",
             PlanError::NotFound { .. } => "object_not_found",
             PlanError::NotOwned { .. } => "object_conflict",
             PlanError::NoStableReplicaSet { .. } => "no_stable_replicaset",
@@ -231,18 +222,10 @@ impl PlanError {
     pub fn reason(&self) -> &'static str {
         match self {
             PlanError::InvalidSpec { .. } => "InvalidSpec",
-            PlanError::Unsupported { .. } => "Unsupported",
             PlanError::NotFound { .. } => "ObjectNotFound",
             PlanError::NotOwned { .. } => "ObjectConflict",
             PlanError::NoStableReplicaSet { .. } => "NoStableReplicaSet",
             PlanError::Routing(e) => e.reason(),
         }
-    }
-
-    /// Whether retrying without any change can help. None of the planner's
-    /// errors can: they all wait for an object to change (the operator's
-    /// watches wake it), so the operator should not retry them on a timer.
-    pub fn is_permanent(&self) -> bool {
-        true
     }
 }

@@ -124,7 +124,6 @@ mod objects;
 mod observed;
 mod plan;
 pub mod routing;
-mod steps;
 pub mod time;
 
 pub use error::{PlanError, RoutingError};
@@ -132,7 +131,6 @@ pub use hash::{HASH_LEN, pod_template_hash, template_revision};
 pub use machine::{CONDITION_PROGRESSING, CONDITION_SUCCEEDED, plan};
 pub use observed::Observed;
 pub use plan::{Action, EventType, Plan, PlannedEvent};
-pub use steps::{canary_replicas, parse_percent};
 
 /// Annotation on a [`compact_replica_set`]: the revision of the template it
 /// no longer carries. Never written to the cluster.

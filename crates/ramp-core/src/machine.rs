@@ -9,8 +9,9 @@ use ramp_api::names::{
     CONTROLLED_BY_LABEL, PAUSED_BY_RAMP_ANNOTATION, canary_service_name, canary_workload_name,
 };
 use ramp_api::{
-    CanaryStatus, CustomNetworkRef, FinalisingStep, MeasurementPhase, Rollout, RolloutAction,
-    RolloutCondition, RolloutPhase, RolloutStatus, StepState, TrafficRoutingRef, validate_rollout,
+    CanaryStatus, CustomNetworkRef, FieldError, FinalisingStep, MeasurementPhase, Rollout,
+    RolloutAction, RolloutCondition, RolloutPhase, RolloutStatus, Step, StepState,
+    TrafficRoutingRef, ValidSpec,
 };
 
 use crate::analysis;
@@ -24,7 +25,6 @@ use crate::routing::{
     is_virtual_service, object_label, original_of, provider_for, subset_routing,
     virtual_service_conflicts,
 };
-use crate::steps::{ParsedStep, canary_replicas, parse_steps};
 use crate::time::{remaining, to_k8s_time};
 
 /// Condition type: a rollout is (or is not) under way.
@@ -104,14 +104,17 @@ enum Work {
     Wait(String),
 }
 
-/// Spec facts, read leniently (cleanup works even with an invalid spec).
+/// Spec facts: the validated spec, and what cleanup needs even when the
+/// spec is invalid (the routing objects, read leniently).
 struct Ctx<'a> {
     routing_ref: Option<&'a TrafficRoutingRef>,
     /// Every routing object, in order (`customNetworkRefs`, then
     /// `gateway.httpRouteName`).
     refs: Vec<CustomNetworkRef>,
     grace: Duration,
-    steps: Vec<ParsedStep>,
+    /// The parsed spec, or every problem with it (then only cleanup acts).
+    spec: Result<ValidSpec, Vec<FieldError>>,
+    /// Every distinct routing the steps use.
     known: Vec<StepRouting>,
 }
 
@@ -140,18 +143,16 @@ impl Ctx<'_> {
     }
 
     fn n(&self) -> i32 {
-        i32::try_from(self.steps.len()).unwrap_or(i32::MAX)
+        self.spec.as_ref().map_or(0, ValidSpec::len)
     }
 
     /// Routing in force at step `i` (1-based; 0 = before any step).
     fn routing_at(&self, i: i32) -> Option<&StepRouting> {
-        let idx = usize::try_from(i).ok()?.checked_sub(1)?;
-        self.steps.get(idx).and_then(|s| s.routing.as_ref())
+        self.spec.as_ref().ok()?.routing_at(i)
     }
 
-    fn step(&self, i: i32) -> Option<&ParsedStep> {
-        let idx = usize::try_from(i).ok()?.checked_sub(1)?;
-        self.steps.get(idx)
+    fn step(&self, i: i32) -> Option<&Step> {
+        self.spec.as_ref().ok()?.step(i)
     }
 }
 
@@ -232,88 +233,29 @@ impl<'a> Planner<'a> {
             ramp_api::TrafficRoutingRef::DEFAULT_GRACE_PERIOD_SECONDS,
             TrafficRoutingRef::grace_period,
         );
-        let steps = canary
-            .and_then(|c| parse_steps(&c.steps).ok())
+        let spec = ramp_api::validate(self.ro);
+        let known = spec
+            .as_ref()
+            .map(ValidSpec::known_routings)
             .unwrap_or_default();
-        let mut known: Vec<StepRouting> = Vec::new();
-        for s in &steps {
-            if let Some(r) = &s.routing
-                && !known.contains(r)
-            {
-                known.push(r.clone());
-            }
-        }
         Ctx {
             routing_ref,
             refs: routing_ref
                 .map(TrafficRoutingRef::routing_refs)
                 .unwrap_or_default(),
             grace: Duration::from_secs(u64::try_from(grace.max(0)).unwrap_or(0)),
-            steps,
+            spec,
             known,
         }
     }
 
-    /// Everything wrong with the spec, or `None`.
-    fn spec_problem(&self) -> Option<PlanError> {
-        let spec = &self.ro.spec;
-        if let Some(canary) = spec.strategy.canary.as_ref()
-            && !canary.extra_workload()
-        {
-            return Some(PlanError::Unsupported {
-                field: "spec.strategy.canary.enableExtraWorkloadForCanary".into(),
-                message: "false is not supported: ramp runs the canary as a separate <workload>-canary Deployment; remove the field or set it to true".into(),
-            });
-        }
-        // The API crate's validation (shared with the admission webhook) is
-        // authoritative; the planner's own checks below cover what it needs
-        // when validation was bypassed (no webhook).
-        let validation: Vec<String> = validate_rollout(self.ro)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        if !validation.is_empty() {
-            return Some(PlanError::InvalidSpec {
-                problems: validation,
-            });
-        }
-        let mut problems: Vec<String> = Vec::new();
-        let wr = &spec.workload_ref;
-        if wr.api_version != "apps/v1" || wr.kind != "Deployment" {
-            problems.push(format!(
-                "spec.workloadRef: {} {} is not supported; ramp controls apps/v1 Deployments",
-                wr.api_version, wr.kind
-            ));
-        }
-        match spec.strategy.canary.as_ref() {
-            None => problems.push("spec.strategy.canary: required".into()),
-            Some(canary) => {
-                if canary.steps.is_empty() {
-                    problems
-                        .push("spec.strategy.canary.steps: at least one step is required".into());
-                }
-                if let Err(mut p) = parse_steps(&canary.steps) {
-                    problems.append(&mut p);
-                }
-                match canary.traffic_routings.as_slice() {
-                    [one] => {
-                        if one.service.is_empty() {
-                            problems.push(
-                                "spec.strategy.canary.trafficRoutings[0].service: required".into(),
-                            );
-                        }
-                        if one.routing_refs().is_empty() {
-                            problems.push("spec.strategy.canary.trafficRoutings[0].customNetworkRefs: at least one routing object is required (a VirtualService, or an HTTPRoute here or in gateway.httpRouteName)".into());
-                        }
-                    }
-                    other => problems.push(format!(
-                        "spec.strategy.canary.trafficRoutings: exactly one entry is supported (found {})",
-                        other.len()
-                    )),
-                }
-            }
-        }
-        (!problems.is_empty()).then_some(PlanError::InvalidSpec { problems })
+    /// Everything wrong with the spec (ramp-api's validation, shared with
+    /// the admission webhook), or `None`.
+    fn spec_problem(ctx: &Ctx<'_>) -> Option<PlanError> {
+        let problems = ctx.spec.as_ref().err()?;
+        Some(PlanError::InvalidSpec {
+            problems: problems.iter().map(ToString::to_string).collect(),
+        })
     }
 
     fn cs(&mut self) -> &mut CanaryStatus {
@@ -532,7 +474,7 @@ impl<'a> Planner<'a> {
     // ----- top level -------------------------------------------------------------
 
     fn active(&mut self, ctx: &Ctx<'a>) -> Result<(), PlanError> {
-        if let Some(problem) = self.spec_problem() {
+        if let Some(problem) = Self::spec_problem(ctx) {
             return Err(problem);
         }
         let Some(w) = self.obs.workload.as_ref() else {
@@ -812,8 +754,7 @@ impl<'a> Planner<'a> {
             )],
         })?;
         let field = format!("spec.strategy.canary.steps[{}].replicas", i - 1);
-        let replicas = canary_replicas(&step.replicas, objects::spec_replicas(w), &field)
-            .map_err(|p| PlanError::InvalidSpec { problems: vec![p] })?;
+        let replicas = step.replicas.resolve(objects::spec_replicas(w));
         if replicas < 1
             && let Some(m) = ctx.routing_at(i).and_then(|r| r.mirror)
         {

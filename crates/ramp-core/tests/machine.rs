@@ -865,8 +865,16 @@ fn an_invalid_spec_waits_for_a_change_and_names_the_fields() {
         .as_mut()
         .unwrap()
         .enable_extra_workload_for_canary = Some(false);
+    // The webhook's and the planner's reading are one (ramp_api::validate):
+    // an invalid spec, naming the field.
     let p = w.step();
-    assert_eq!(p.error.unwrap().kind(), "unsupported");
+    let err = p.error.unwrap();
+    assert_eq!(err.kind(), "invalid_spec");
+    assert!(
+        err.to_string()
+            .contains("spec.strategy.canary.enableExtraWorkloadForCanary: false is not supported"),
+        "{err}"
+    );
 }
 
 #[test]

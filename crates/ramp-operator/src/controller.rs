@@ -1225,34 +1225,10 @@ fn record_metrics(ro: &Rollout, plan: &Plan, ctx: &Context) {
         .set(i64::from(canary_weight(ro, new)));
 }
 
-/// Share of traffic the canary receives in `status` (0 when none).
+/// Share of traffic the canary receives in `status` (0 when none): the
+/// routing in force, as the planner applies it (see [`ramp_api::ValidSpec::weight_now`]).
 pub fn canary_weight(ro: &Rollout, status: &RolloutStatus) -> i32 {
-    use ramp_api::StepState::*;
-    let Some(c) = &status.canary_status else {
-        return 0;
-    };
-    if status.phase != Some(ramp_api::RolloutPhase::Progressing) || c.finalising_step.is_some() {
-        return 0;
-    }
-    let steps = ro
-        .spec
-        .strategy
-        .canary
-        .as_ref()
-        .map(|c| c.steps.as_slice())
-        .unwrap_or_default();
-    // Routing of the current step is in force once the step reached its pause.
-    let applied = match c.current_step_state {
-        StepPaused | StepReady | Completed => c.current_step_index,
-        _ => c.current_step_index - 1,
-    };
-    let upto = usize::try_from(applied).unwrap_or(0).min(steps.len());
-    steps[..upto]
-        .iter()
-        .rev()
-        .find_map(|s| s.traffic.as_deref())
-        .and_then(ramp_api::validation::parse_percent)
-        .unwrap_or(0)
+    ramp_api::validate(ro).map_or(0, |spec| spec.weight_now(status))
 }
 
 /// Count Rollouts per phase every few seconds (cheap: a map of phases).

@@ -33,27 +33,14 @@ pub use istio::IstioVirtualService;
 use std::collections::BTreeMap;
 
 use ramp_api::names::ORIGINAL_SPEC_ANNOTATION;
-use ramp_api::{HttpHeaderModifier, HttpRouteMatch};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::RoutingError;
 use crate::hash::canonical_string;
 
-/// What one step asks of routing.
-#[derive(Clone, Debug, PartialEq, Default)]
-pub struct StepRouting {
-    /// Percent of the stable Service's traffic sent to the canary (1..=100).
-    pub weight: Option<i32>,
-    /// Requests matching any of these go to the canary.
-    pub matches: Vec<HttpRouteMatch>,
-    /// Percent of the stable routes' requests also copied to the canary
-    /// (1..=100); the copies' responses are discarded.
-    pub mirror: Option<i32>,
-    /// Request header changes on the step's canary routes (header-step
-    /// copies, weight-step canary destinations).
-    pub request_header_modifier: Option<HttpHeaderModifier>,
-}
+/// What one step asks of routing (parsed in ramp-api, the one reading of the spec).
+pub use ramp_api::StepRouting;
 
 /// Rollout-wide facts a provider needs.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]

@@ -646,7 +646,7 @@ pub fn step_routing(step: &ramp_api::CanaryStep) -> ramp_core::routing::StepRout
         weight: step
             .traffic
             .as_deref()
-            .map(|t| ramp_core::parse_percent(t, "traffic").unwrap()),
+            .map(|t| ramp_api::validation::parse_percent(t).unwrap()),
         matches: step.matches.clone(),
         mirror: step.mirror.as_ref().map(|m| m.percent),
         request_header_modifier: step.request_header_modifier.clone(),
