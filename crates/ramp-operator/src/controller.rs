@@ -726,7 +726,6 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
         Some(d) => Some(d),
         None => {
             // Not adopted yet (no label): read it directly.
-            ctx.metrics.api_request("get");
             let api: Api<Deployment> = Api::namespaced(client.clone(), &ns);
             api.get_opt(workload_name)
                 .await
@@ -786,7 +785,6 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
                     // Kinds without a watch cache are read directly.
                     let ar = routing_resource(&r.api_version, &r.kind);
                     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
-                    ctx.metrics.api_request("get");
                     match api.get_opt(&r.name).await {
                         Ok(o) => {
                             o.map(|o| serde_json::to_value(&o))
@@ -852,6 +850,9 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
     Ok(obs)
 }
 
+/// One reconcile of one Rollout: observe, plan, execute, write the status.
+/// Every log line inside carries the Rollout's reference.
+#[tracing::instrument(skip_all, fields(rollout = %ObjectRef::from_obj(meta.as_ref())))]
 async fn reconcile(meta: Arc<RolloutMeta>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let _timer = ctx.metrics.time_reconcile();
     let ns = meta.namespace().unwrap_or_default();
@@ -865,7 +866,7 @@ async fn reconcile(meta: Arc<RolloutMeta>, ctx: Arc<Context>) -> Result<Requeue,
 
     // The finalizer first, so that deletion always restores what ramp changed.
     if ro.metadata.deletion_timestamp.is_none() && !ro.finalizers().iter().any(|f| f == FINALIZER) {
-        add_finalizer(&api, &ro, &ctx).await?;
+        add_finalizer(&api, &ro).await?;
         // The write triggers the next reconcile.
         return Ok(Requeue::await_change());
     }
@@ -903,7 +904,7 @@ async fn reconcile(meta: Arc<RolloutMeta>, ctx: Arc<Context>) -> Result<Requeue,
         write_status(&api, &ro, &plan.status, &ctx).await?;
     }
     if ro.metadata.deletion_timestamp.is_some() && plan.cleanup_complete {
-        remove_finalizer(&api, &ro, &ctx).await?;
+        remove_finalizer(&api, &ro).await?;
         ctx.metrics.forget_rollout(&ns, &name);
         ctx.own_writes.forget(&ns, &name);
         return Ok(Requeue::await_change());
@@ -985,7 +986,6 @@ async fn execute(action: &Action, ns: &str, rollout: &str, ctx: &Context) -> Res
     let before = cached_version(ctx, ns, kind, name);
     let apply = PatchParams::apply(FIELD_MANAGER).force();
     tracing::info!(namespace = ns, action = %action, "applying");
-    ctx.metrics.api_request(action.verb());
     // The written object's metadata; `None`: gone (or already absent).
     let written: Option<kube::core::ObjectMeta> = match action {
         Action::ApplyDeployment(d) => {
@@ -1093,7 +1093,6 @@ async fn write_status(
     let mut next = ro.clone();
     next.status = Some(status.clone());
     next.metadata.managed_fields = None;
-    ctx.metrics.api_request("replace");
     match api
         .replace_status(&ro.name_any(), &PostParams::default(), &next)
         .await
@@ -1119,38 +1118,51 @@ async fn write_status(
     }
 }
 
+/// The JSON patch adding (or removing) ramp's finalizer, led by a `test` of
+/// the resourceVersion read, so a concurrent change of the list is never
+/// overwritten.
 fn finalizer_patch(ro: &Rollout, add: bool) -> json_patch::Patch {
+    use json_patch::jsonptr::PointerBuf;
+    use json_patch::{AddOperation, PatchOperation, RemoveOperation, TestOperation};
     let rv = ro.resource_version().unwrap_or_default();
-    let mut ops = vec![json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv})];
+    let mut ops = vec![PatchOperation::Test(TestOperation {
+        path: PointerBuf::from_tokens(["metadata", "resourceVersion"]),
+        value: Value::String(rv),
+    })];
     let finalizers = ro.finalizers();
     if add {
-        if finalizers.is_empty() {
-            ops.push(json!({"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}));
+        ops.push(PatchOperation::Add(if finalizers.is_empty() {
+            AddOperation {
+                path: PointerBuf::from_tokens(["metadata", "finalizers"]),
+                value: json!([FINALIZER]),
+            }
         } else {
-            ops.push(json!({"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}));
-        }
+            AddOperation {
+                path: PointerBuf::from_tokens(["metadata", "finalizers", "-"]),
+                value: json!(FINALIZER),
+            }
+        }));
     } else if let Some(i) = finalizers.iter().position(|f| f == FINALIZER) {
-        ops.push(json!({"op": "remove", "path": format!("/metadata/finalizers/{i}")}));
+        ops.push(PatchOperation::Remove(RemoveOperation {
+            path: PointerBuf::from_tokens([
+                "metadata".to_string(),
+                "finalizers".into(),
+                i.to_string(),
+            ]),
+        }));
     }
-    // The ops are well-formed by construction.
-    serde_json::from_value(Value::Array(ops)).unwrap_or_default()
+    json_patch::Patch(ops)
 }
 
-async fn add_finalizer(api: &Api<Rollout>, ro: &Rollout, ctx: &Context) -> Result<(), Error> {
-    patch_finalizers(api, ro, ctx, true).await
+async fn add_finalizer(api: &Api<Rollout>, ro: &Rollout) -> Result<(), Error> {
+    patch_finalizers(api, ro, true).await
 }
 
-async fn remove_finalizer(api: &Api<Rollout>, ro: &Rollout, ctx: &Context) -> Result<(), Error> {
-    patch_finalizers(api, ro, ctx, false).await
+async fn remove_finalizer(api: &Api<Rollout>, ro: &Rollout) -> Result<(), Error> {
+    patch_finalizers(api, ro, false).await
 }
 
-async fn patch_finalizers(
-    api: &Api<Rollout>,
-    ro: &Rollout,
-    ctx: &Context,
-    add: bool,
-) -> Result<(), Error> {
-    ctx.metrics.api_request("patch");
+async fn patch_finalizers(api: &Api<Rollout>, ro: &Rollout, add: bool) -> Result<(), Error> {
     let patch = finalizer_patch(ro, add);
     match api
         .patch(
@@ -1179,7 +1191,6 @@ async fn publish_events(ro: &Rollout, plan: &Plan, ctx: &Context) {
     let reference = ro.object_ref(&());
     for ev in &plan.events {
         let warning = ev.type_ == ramp_core::EventType::Warning;
-        ctx.metrics.api_request("create");
         if let Err(e) = ctx
             .recorder
             .publish(&reference, warning, &ev.reason, &ev.message)
@@ -1263,6 +1274,31 @@ pub async fn count_phases(phases: Arc<Phases>, metrics: Metrics) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_finalizer_patch_tests_the_version_then_adds_or_removes_it() {
+        let ro = |finalizers: Value| -> Rollout {
+            serde_json::from_value(json!({
+                "apiVersion": "rollouts.ramp.dev/v1beta1", "kind": "Rollout",
+                "metadata": {"name": "web", "namespace": "ns", "resourceVersion": "7", "finalizers": finalizers},
+                "spec": {"workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "strategy": {}},
+            }))
+            .unwrap()
+        };
+        let test = json!({"op": "test", "path": "/metadata/resourceVersion", "value": "7"});
+        assert_eq!(
+            serde_json::to_value(finalizer_patch(&ro(json!([])), true)).unwrap(),
+            json!([test, {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}])
+        );
+        assert_eq!(
+            serde_json::to_value(finalizer_patch(&ro(json!(["other"])), true)).unwrap(),
+            json!([test, {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}])
+        );
+        assert_eq!(
+            serde_json::to_value(finalizer_patch(&ro(json!(["other", FINALIZER])), false)).unwrap(),
+            json!([test, {"op": "remove", "path": "/metadata/finalizers/1"}])
+        );
+    }
 
     fn deployment(name: &str, label: &str) -> Deployment {
         serde_json::from_value(json!({

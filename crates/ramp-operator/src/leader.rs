@@ -3,6 +3,14 @@
 //! One replica holds the Lease and runs the controller; the others keep the
 //! webhooks and metrics up and wait. Every write carries the resourceVersion it
 //! read, so two candidates never both believe they won.
+//!
+//! Why our own and not a crate: `kube-lease-manager` 0.13 (kube 5) would do
+//! the Lease bookkeeping, but ramp's guarantees sit in the few lines around
+//! it — the holder steps down the moment a renewal is overdue (not when the
+//! next successful read says so), the Lease is released on shutdown so the
+//! next replica takes over at once, and the decision is a pure function
+//! ([`decide`]) tested case by case. Those would have to be rebuilt on top of
+//! the crate's watch channel anyway; the whole election is about 150 lines.
 
 use std::time::Duration;
 
@@ -10,6 +18,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ObjectMeta, PostParams};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// Lease settings.
 #[derive(Clone, Debug)]
@@ -103,7 +112,7 @@ pub async fn run(
     client: kube::Client,
     cfg: LeaseConfig,
     leading: watch::Sender<bool>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
     let mut last_renew = tokio::time::Instant::now();
@@ -152,7 +161,7 @@ pub async fn run(
         }
         tokio::select! {
             _ = tokio::time::sleep(cfg.retry_period) => {}
-            _ = stop.changed() => break,
+            _ = stop.cancelled() => break,
         }
     }
     if *leading.borrow() {

@@ -12,5 +12,6 @@ pub mod index;
 pub mod leader;
 pub mod metrics;
 pub mod registration;
+pub mod requests;
 pub mod webhook;
 pub mod writes;

@@ -11,6 +11,7 @@ use ramp_operator::http::{self, Health};
 use ramp_operator::metrics::Metrics;
 use ramp_operator::{certs, leader, registration, webhook};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// ramp: progressive canary rollouts for Kubernetes Deployments.
 #[derive(Parser, Debug)]
@@ -177,18 +178,16 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         ramp_operator::analysis::Analyzer::with_client(prometheus, args.prometheus_url.clone());
     let metrics = Metrics::new();
     let health = Health::default();
-    let (stop_tx, stop_rx) = watch::channel(false);
+    // Cancelled on SIGTERM/Ctrl-C, or when the controller ends.
+    let stop = CancellationToken::new();
     {
-        let stop_tx = stop_tx.clone();
+        let stop = stop.clone();
         tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!("shutting down");
-            let _ = stop_tx.send(true);
+            stop.cancel();
         });
     }
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
 
     let metrics_listener = tokio::net::TcpListener::bind(args.metrics_listen)
         .await
@@ -197,7 +196,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let app = http::router(metrics.clone(), health.clone());
     let metrics_server = tokio::spawn(
         axum::serve(metrics_listener, app)
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
             .into_future(),
     );
 
@@ -237,30 +236,13 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             &bundle.ca_cert_pem,
         )
         .await?;
-        let owners = std::sync::Arc::new(webhook::WorkloadOwners::default());
-        let lister: std::sync::Arc<dyn webhook::RolloutLister> = owners.clone();
         tracing::info!(addr = %local, "webhooks listening (HTTPS)");
-        tokio::spawn(webhook::serve(
+        tokio::spawn(webhook::run(
+            client.clone(),
             listener,
             tls,
-            webhook::router(lister),
-            stopped(stop_rx.clone()),
+            stop.clone().cancelled_owned(),
         ));
-        // The validating webhook looks Rollouts up by the workload they name.
-        let api: kube::Api<ramp_api::Rollout> = kube::Api::all(client.clone());
-        tokio::spawn(async move {
-            use futures::StreamExt;
-            use kube::runtime::WatchStreamExt;
-            kube::runtime::watcher(api, kube::runtime::watcher::Config::default())
-                .default_backoff()
-                .for_each(|e| {
-                    if let Ok(e) = &e {
-                        owners.observe(e);
-                    }
-                    async {}
-                })
-                .await;
-        });
     }
 
     // Leader election (or lead at once).
@@ -278,16 +260,15 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             lease_duration: Duration::from_secs(15),
             retry_period: Duration::from_secs(2),
         };
-        tokio::spawn(leader::run(client.clone(), cfg, lead_tx, stop_rx.clone()));
+        tokio::spawn(leader::run(client.clone(), cfg, lead_tx, stop.clone()));
     }
     // Not leading yet: ready for webhook traffic.
     if args.leader_elect {
         health.set_ready(true);
     }
-    let mut stop = stop_rx.clone();
     tokio::select! {
         _ = lead_rx.wait_for(|l| *l) => {}
-        _ = stop.wait_for(|s| *s) => {
+        _ = stop.cancelled() => {
             let _ = metrics_server.await;
             return Ok(());
         }
@@ -302,11 +283,11 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     // Losing the lease stops the controller at once.
     let mut lost = lead_rx.clone();
-    let stop_ctrl = stop_rx.clone();
+    let stop_ctrl = stop.clone();
     let shutdown = async move {
         tokio::select! {
             _ = lost.wait_for(|l| !*l) => tracing::error!("lost leadership: stopping the controller"),
-            _ = stopped(stop_ctrl) => {}
+            _ = stop_ctrl.cancelled() => {}
         }
     };
     let ready_health = health.clone();
@@ -321,9 +302,10 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         move || ready_health.set_ready(true),
     )
     .await;
-    let _ = stop_tx.send(true);
+    let stopping = stop.is_cancelled();
+    stop.cancel();
     let _ = metrics_server.await;
-    if args.leader_elect && !*lead_rx.borrow() && !*stop_rx.borrow() {
+    if args.leader_elect && !*lead_rx.borrow() && !stopping {
         return Err("lost leadership".into());
     }
     Ok(())

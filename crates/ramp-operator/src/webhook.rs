@@ -209,6 +209,35 @@ pub fn router(lister: Arc<dyn RolloutLister>) -> Router {
         .with_state(lister)
 }
 
+/// Serve the webhooks on `listener` over TLS until `shutdown` resolves, the
+/// validating webhook looking Rollouts up by the workload they name in a
+/// watch of every Rollout `client` can see (every replica serves webhooks,
+/// leader or not, so this watch is its own, not the controller's).
+pub async fn run(
+    client: kube::Client,
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    use futures::StreamExt;
+    use kube::runtime::WatchStreamExt;
+    let owners = Arc::new(WorkloadOwners::default());
+    let lister: Arc<dyn RolloutLister> = owners.clone();
+    let api: kube::Api<Rollout> = kube::Api::all(client);
+    let watch = kube::runtime::watcher(api, kube::runtime::watcher::Config::default())
+        .default_backoff()
+        .for_each(move |e| {
+            if let Ok(e) = &e {
+                owners.observe(e);
+            }
+            async {}
+        });
+    tokio::select! {
+        _ = serve(listener, tls, router(lister), shutdown) => {}
+        _ = watch => {}
+    }
+}
+
 /// Serve the webhooks over TLS until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,

@@ -2,8 +2,6 @@
 //! scraping itself every second): numbers, empty vectors, NaN, rejected
 //! queries, several series, a closed port, and whole measurements.
 
-#![allow(clippy::unwrap_used)]
-
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
