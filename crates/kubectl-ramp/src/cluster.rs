@@ -359,10 +359,11 @@ impl Cluster {
     /// ReplicaSets in the namespace with `pod-template-hash=hash`.
     pub async fn replicasets_with_hash(&self, hash: &str) -> Result<Vec<ReplicaSet>> {
         let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &self.namespace);
-        let lp = ListParams::default().labels(&format!(
-            "{}={hash}",
-            ramp_api::names::POD_TEMPLATE_HASH_LABEL
+        let selector = kube::core::Selector::from(kube::core::Expression::Equal(
+            ramp_api::names::POD_TEMPLATE_HASH_LABEL.into(),
+            hash.into(),
         ));
+        let lp = ListParams::default().labels_from(&selector);
         api.list(&lp)
             .await
             .map(|l| l.items)

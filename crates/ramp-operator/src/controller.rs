@@ -208,6 +208,8 @@ pub struct Context {
     /// Watch caches of the routing kinds whose CRDs are installed
     /// (VirtualService, DestinationRule, HTTPRoute), by kind.
     pub routing: BTreeMap<&'static str, Arc<Compact<DynamicObject>>>,
+    /// The API resources of those kinds, as discovered at start.
+    pub routing_resources: BTreeMap<String, ApiResource>,
     /// Whether the admission webhook pauses Deployments (else the controller
     /// pauses them itself and warns about the race).
     pub webhook_enabled: bool,
@@ -290,40 +292,54 @@ impl Scope {
     }
 }
 
-/// API resource of a routing object kind.
-pub fn routing_resource(api_version: &str, kind: &str) -> ApiResource {
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let plural = match kind {
-        "VirtualService" => "virtualservices".to_string(),
-        "DestinationRule" => "destinationrules".to_string(),
-        "HTTPRoute" => "httproutes".to_string(),
-        other => format!("{}s", other.to_ascii_lowercase()),
-    };
-    ApiResource {
-        group: group.to_string(),
-        version: version.to_string(),
-        api_version: api_version.to_string(),
-        kind: kind.to_string(),
-        plural,
-    }
+/// The selector `key` (the label exists, any value).
+fn has_label(key: &str) -> kube::core::Selector {
+    kube::core::Selector::from(kube::core::Expression::Exists(key.to_string()))
 }
 
-/// The routing kinds ramp watches, at the versions it reads them.
-fn routing_kinds() -> [(&'static str, ApiResource); 3] {
-    [
-        (
-            "VirtualService",
-            routing_resource("networking.istio.io/v1", "VirtualService"),
-        ),
-        (
-            "DestinationRule",
-            routing_resource("networking.istio.io/v1", "DestinationRule"),
-        ),
-        (
-            "HTTPRoute",
-            routing_resource("gateway.networking.k8s.io/v1", "HTTPRoute"),
-        ),
-    ]
+/// The routing kinds ramp drives, with the versions it accepts, newest first.
+fn routing_kinds() -> impl Iterator<Item = &'static ramp_api::validation::NetworkRefKind> {
+    ramp_api::validation::SUPPORTED_NETWORK_REFS.iter()
+}
+
+/// The API resource of `kind` as the cluster serves it: the first of
+/// `versions` discovery finds, with the plural discovery names (never
+/// guessed). `None` when no version is served (the CRD is not installed).
+async fn discover(
+    client: &Client,
+    group: &str,
+    kind: &str,
+    versions: &[&str],
+) -> Option<ApiResource> {
+    for v in versions {
+        let gvk = kube::core::GroupVersionKind::gvk(group, v, kind);
+        if let Ok((ar, _)) = kube::discovery::pinned_kind(client, &gvk).await {
+            return Some(ar);
+        }
+    }
+    None
+}
+
+/// The API resource to read or write a routing object named at
+/// `api_version`: the kind's plural as discovered at start (or now, for a
+/// CRD installed since), at the version the reference names. `None` when the
+/// kind is not served.
+async fn routing_resource(ctx: &Context, api_version: &str, kind: &str) -> Option<ApiResource> {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let known = ctx
+        .routing_resources
+        .get(kind)
+        .filter(|ar| ar.group == group)
+        .cloned();
+    let ar = match known {
+        Some(ar) => ar,
+        None => discover(&ctx.client, group, kind, &[version]).await?,
+    };
+    Some(ApiResource {
+        version: version.to_string(),
+        api_version: api_version.to_string(),
+        ..ar
+    })
 }
 
 /// Rollouts to wake for a change of a routing object: those naming it, and
@@ -397,13 +413,13 @@ pub async fn run(
     let caches = deployment_caches(
         watcher(
             dep_api.clone(),
-            watcher::Config::default().labels(CONTROLLED_BY_LABEL),
+            watcher::Config::default().labels_from(&has_label(CONTROLLED_BY_LABEL)),
         )
         .default_backoff()
         .modify(strip),
         watcher(
             dep_api,
-            watcher::Config::default().labels(MANAGED_BY_ROLLOUT_LABEL),
+            watcher::Config::default().labels_from(&has_label(MANAGED_BY_ROLLOUT_LABEL)),
         )
         .default_backoff()
         .modify(strip),
@@ -419,7 +435,7 @@ pub async fn run(
     let (pod_events, pods_synced) = flag_synced(
         watcher(
             scope.api::<Pod>(&client),
-            watcher::Config::default().labels(MANAGED_BY_ROLLOUT_LABEL),
+            watcher::Config::default().labels_from(&has_label(MANAGED_BY_ROLLOUT_LABEL)),
         )
         .default_backoff()
         .modify(ramp_core::compact_pod),
@@ -481,15 +497,17 @@ pub async fn run(
     let mut routing = BTreeMap::new();
     let mut routing_streams = Vec::new();
     let virtual_service_hosts = Arc::new(Index::new(index::virtual_service_keys));
-    for (kind, ar) in routing_kinds() {
-        let gvk = kube::core::GroupVersionKind::gvk(&ar.group, &ar.version, &ar.kind);
-        if kube::discovery::pinned_kind(&client, &gvk).await.is_err() {
+    let mut routing_resources = BTreeMap::new();
+    for rk in routing_kinds() {
+        let kind = rk.kind;
+        let Some(ar) = discover(&client, rk.group, kind, rk.versions).await else {
             tracing::info!(
                 kind,
                 "the {kind} CRD is not installed; Rollouts naming one will report it missing until it is installed and ramp restarts"
             );
             continue;
-        }
+        };
+        routing_resources.insert(kind.to_string(), ar.clone());
         let api: Api<DynamicObject> = match &scope.namespace {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
             None => Api::all_with(client.clone(), &ar),
@@ -565,6 +583,7 @@ pub async fn run(
         canary_deployments: caches.canaries,
         services: svc_cache,
         routing,
+        routing_resources,
         webhook_enabled,
         own_writes: OwnWrites::default(),
         replica_sets: rs_cache,
@@ -782,8 +801,11 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
             let obj: Option<Value> = match ctx.routing.get(r.kind.as_str()) {
                 Some(cache) => cache.get_as(&ns, &r.name),
                 None => {
-                    // Kinds without a watch cache are read directly.
-                    let ar = routing_resource(&r.api_version, &r.kind);
+                    // Kinds without a watch cache are read directly (a CRD
+                    // not served: the object is missing).
+                    let Some(ar) = routing_resource(ctx, &r.api_version, &r.kind).await else {
+                        continue;
+                    };
                     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
                     match api.get_opt(&r.name).await {
                         Ok(o) => {
@@ -806,8 +828,7 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
                 }
             };
             if let Some(mut v) = obj {
-                let ar = routing_resource(&r.api_version, &r.kind);
-                name_kind(&mut v, &ar);
+                name_kind(&mut v, &r.api_version, &r.kind);
                 obs.routing_objects.push(v);
             }
         }
@@ -837,12 +858,11 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
                         .map(|(_, n)| n),
                 );
             }
-            let ar = routing_resource("networking.istio.io/v1", "VirtualService");
             for name in names {
                 let Some(mut v) = vs.get_as::<Value>(&ns, &name) else {
                     continue;
                 };
-                name_kind(&mut v, &ar);
+                name_kind(&mut v, "networking.istio.io/v1", "VirtualService");
                 obs.namespace_virtual_services.push(v);
             }
         }
@@ -959,10 +979,10 @@ fn cached_kind(ctx: &Context, kind: &str, meta: &kube::core::ObjectMeta) -> bool
 
 /// Set `apiVersion` and `kind` of a routing object's JSON (watch events carry
 /// no TypeMeta on some servers).
-fn name_kind(v: &mut Value, ar: &ApiResource) {
+fn name_kind(v: &mut Value, api_version: &str, kind: &str) {
     if let Some(m) = v.as_object_mut() {
-        m.insert("apiVersion".into(), Value::String(ar.api_version.clone()));
-        m.insert("kind".into(), Value::String(ar.kind.clone()));
+        m.insert("apiVersion".into(), Value::String(api_version.to_string()));
+        m.insert("kind".into(), Value::String(kind.to_string()));
     }
 }
 
@@ -1044,7 +1064,14 @@ async fn execute(action: &Action, ns: &str, rollout: &str, ctx: &Context) -> Res
             name,
             patch,
         } => {
-            let ar = routing_resource(api_version, kind);
+            let Some(ar) = routing_resource(ctx, api_version, kind).await else {
+                return Err(Error::Fetch {
+                    what: format!("{kind} {ns}/{name}"),
+                    source: kube::Error::Discovery(kube::error::DiscoveryError::MissingKind(
+                        format!("{api_version} {kind} is not served"),
+                    )),
+                });
+            };
             let api: Api<DynamicObject> = Api::namespaced_with(client, ns, &ar);
             let o = api
                 .patch(
