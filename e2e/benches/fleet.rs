@@ -19,6 +19,8 @@
 //! `--watch-coalesce-ms N` (the sim's watch coalescing window; its default 20). The operator's
 //! log level is `RAMP_BENCH_OPERATOR_LOG` (default `warn`), in `operator.log`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -9,6 +9,10 @@
 //! On failure (a panic while an [`Env`] is alive) the objects the scenario
 //! touched and the operator's log are printed.
 
+// A test harness: a failed step fails the scenario that called it, with
+// its context (the workspace denies unwrap/expect in product code only).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod prometheus;
 
 use std::path::{Path, PathBuf};

@@ -2,6 +2,8 @@
 //! once; abort at step 2 puts traffic back on stable and holds, retry starts
 //! again at step 1; promote-full at step 1 finishes the rollout at once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::sync::Barrier;
 use std::time::Duration;
 

@@ -23,6 +23,8 @@
 //!   holds with Error naming the address, and finishes once it is restarted.
 //!   Nothing is aborted.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 

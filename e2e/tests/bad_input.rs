@@ -11,6 +11,8 @@
 //!   reason in `message`; `kubectl ramp abort` puts all traffic back on the
 //!   stable pods and `kubectl ramp undo` then removes everything.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::time::Duration;
 
 use ramp_api::names::{

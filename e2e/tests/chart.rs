@@ -18,6 +18,8 @@
 //! repository root. Without it the tests are skipped with a message, unless `CI` is set, when a
 //! missing venv is a failure.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

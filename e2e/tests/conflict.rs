@@ -6,6 +6,8 @@
 //! Deployment (a new template is held, no canary is created). Once one of
 //! them is deleted the rollout proceeds.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::time::Duration;
 
 use ramp_api::names::CONTROLLED_BY_LABEL;

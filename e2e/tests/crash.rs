@@ -4,6 +4,8 @@
 //! VirtualService recorded by a watch), routing is right at each pause, and
 //! nothing of ramp's is left behind at the end.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::time::Duration;
 
 use ramp_e2e::{Env, count};

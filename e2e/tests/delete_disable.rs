@@ -2,6 +2,8 @@
 //! at step 2, both put everything back the way it was and let the
 //! Deployment roll out natively; a disabled Rollout stays, phase Disabled.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use ramp_e2e::Env;
 use serde_json::{Value, json};
 

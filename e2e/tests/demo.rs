@@ -1,5 +1,7 @@
 //! `make demo` (scripts/demo.sh) runs to the end on the embedded cluster.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::process::Command;
 
 #[test]

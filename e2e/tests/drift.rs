@@ -3,6 +3,8 @@
 //! within a second, keeps the user's edit as the new original, and after the
 //! rollout the edit is still there and nothing of ramp's is.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

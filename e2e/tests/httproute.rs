@@ -4,6 +4,8 @@
 //! and a second HTTPRoute on the same Service that never reaches the stable
 //! Service and so is never touched.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::time::Duration;
 
 use ramp_e2e::{Env, count};

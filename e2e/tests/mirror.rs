@@ -5,6 +5,8 @@
 //! `RequestMirror` filter). Routing is checked with the embedded mesh, which
 //! counts mirrored copies apart from the answers callers get.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::time::Duration;
 
 use ramp_e2e::Env;

@@ -2,6 +2,8 @@
 //! resets routing, moves the canary to v3 and starts again at step 1; the
 //! rollout then finishes on v3.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::time::Duration;
 
 use ramp_e2e::Env;

@@ -12,6 +12,8 @@
 //! - `SKIP (ramp lacks …)`: the fixture needs a feature ramp does not have;
 //! - `FAIL`: anything else (the test fails).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -3,6 +3,8 @@
 //! followed to the end both as a pipe and under a pseudo-terminal (exit 0);
 //! an abort makes a running watch exit non-zero.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};

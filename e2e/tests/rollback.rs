@@ -2,6 +2,8 @@
 //! ramp restores routing first, then removes the canary, and the Deployment
 //! runs the old template again with every request on the stable pods.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::time::Duration;
 
 use ramp_e2e::Env;

@@ -4,6 +4,8 @@
 //! routing 1,000 requests through the embedded mesh, and the DestinationRule
 //! and VirtualService back to their originals at the end.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::time::Duration;
 
 use ramp_e2e::{Env, count};

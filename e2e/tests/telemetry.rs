@@ -6,6 +6,8 @@
 //! the source, and a counter that stops when the load stops. The harness's
 //! Prometheus is stopped and restarted on the same port and data directory.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 

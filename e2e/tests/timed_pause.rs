@@ -2,6 +2,8 @@
 //! seconds; `spec.strategy.paused: true` holds a running pause past its
 //! duration, and un-pausing lets the rollout continue.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ramp_e2e::Env;

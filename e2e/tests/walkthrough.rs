@@ -1,6 +1,8 @@
 //! Scenario 1: the walk-through users know from Kruise Rollout's Istio guide,
 //! with routing checked by sending requests through the embedded mesh.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::time::Duration;
 
 use ramp_e2e::{Env, count};

@@ -3,6 +3,8 @@
 //! applied to the Rollout JSON with a real JSON-patch implementation, to show
 //! that a repeated or stale command cannot apply.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kubectl_ramp::Error;
 use kubectl_ramp::actions::{self, Write};

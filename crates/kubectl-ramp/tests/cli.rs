@@ -1,6 +1,8 @@
 //! The binary's offline commands and exit codes: convert, completion,
 //! version, help, usage errors.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 

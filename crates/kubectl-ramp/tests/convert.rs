@@ -1,6 +1,8 @@
 //! `convert`: OpenKruise Rollouts in, valid ramp Rollouts out, every dropped
 //! field reported with its path.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kubectl_ramp::Error;
 use kubectl_ramp::convert::convert_manifest;

@@ -3,6 +3,8 @@
 //! stale `--step`, the server-side guard, abort, retry, pause, undo, watch,
 //! and the one-line errors.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::Stdio;
 use std::time::Duration;
 

@@ -4,6 +4,8 @@
 //! compared exactly. `UPDATE_SNAPSHOTS=1 cargo test -p kubectl-ramp` rewrites
 //! the snapshots; review the diff before committing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 
 use jiff::Timestamp;

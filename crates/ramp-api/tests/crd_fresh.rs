@@ -1,5 +1,7 @@
 //! The CRD committed in the chart must be what the Rust types generate.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 #[test]
 fn committed_crd_matches_the_types() {
     let path = concat!(

@@ -1,5 +1,7 @@
 //! Every validation rule, with the field path and message a user sees.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use ramp_api::{FieldError, Rollout, validate_rollout, validate_rollout_update};
 
 const VALID: &str = r#"

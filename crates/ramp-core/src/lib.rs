@@ -117,6 +117,7 @@
 //! new, and [`Plan::error`] with a [`PlanError::kind`] for metrics.
 
 pub mod analysis;
+pub mod conditions;
 mod error;
 mod hash;
 mod machine;

@@ -3,7 +3,7 @@
 //! outcomes as the operator would with Prometheus, and the planner promotes,
 //! holds or aborts.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

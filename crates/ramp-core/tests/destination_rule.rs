@@ -2,7 +2,7 @@
 //! each case in tests/fixtures/destinationrule/cases.yaml is an original
 //! spec and the pods' hashes, and the spec ramp must produce (or the error).
 
-#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap fixtures too
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns unwrap fixtures too
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! step wants, tell in-sync / ramp's own older shape / someone else's edit,
 //! and for an edit derive the new original so the edit is kept.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use pretty_assertions::assert_eq;
 use ramp_api::names::ORIGINAL_SPEC_ANNOTATION;

@@ -4,7 +4,7 @@
 //! is an original spec, a step, and the spec ramp must produce (or the error
 //! it must give).
 
-#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap fixtures too
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns unwrap fixtures too
 
 mod common;
 

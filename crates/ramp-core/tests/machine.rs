@@ -2,7 +2,7 @@
 //! revisions, user actions, holding, disabling, deletion, drift, several
 //! VirtualServices, missing objects and crashes at any point.
 
-#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap fixtures too
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns unwrap fixtures too
 
 mod common;
 

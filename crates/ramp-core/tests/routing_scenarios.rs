@@ -3,7 +3,7 @@
 //! subsets (bookinfo's reviews), a Gateway API HTTPRoute attached to the
 //! Service (GAMMA), mirror steps, and conflicting VirtualServices.
 
-#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap fixtures too
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns unwrap fixtures too
 
 mod common;
 

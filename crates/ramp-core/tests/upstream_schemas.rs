@@ -6,7 +6,7 @@
 //! valid and unchanged. A field the server would drop or default differently
 //! would otherwise make ramp re-apply the same step forever.
 
-#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap fixtures too
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns unwrap fixtures too
 
 mod common;
 

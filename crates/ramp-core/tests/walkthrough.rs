@@ -3,7 +3,7 @@
 //! repeatedly against a simulated cluster. Expected states per step are YAML
 //! fixtures under tests/fixtures/walkthrough/expected/.
 
-#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap fixtures too
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns unwrap fixtures too
 
 mod common;
 

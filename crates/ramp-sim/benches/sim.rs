@@ -17,6 +17,8 @@
 //! cargo bench -p ramp-sim --bench sim -- [--objects 10000] [--watchers 1000] [--concurrency 64]
 //! ```
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,8 @@
 //! Admission webhooks through the API server: real clients (kube-rs) writing to a sim whose
 //! webhook configurations point at HTTPS test webhooks.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod admission_support;
 
 use std::time::Duration;

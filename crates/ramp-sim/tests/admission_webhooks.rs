@@ -1,5 +1,7 @@
 //! The admission chain against real HTTPS webhook servers on loopback.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod admission_support;
 
 use std::time::{Duration, Instant};

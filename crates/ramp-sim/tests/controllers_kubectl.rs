@@ -1,7 +1,7 @@
 //! `kubectl rollout status` against the sim with its controllers running:
 //! it completes for a good rollout, waits while paused, and fails once the
 //! progress deadline passes for an image that never becomes ready.
-#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
 use std::process::Output;
 use std::time::Duration;

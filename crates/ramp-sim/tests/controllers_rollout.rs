@@ -1,5 +1,5 @@
 //! Deployments, ReplicaSets, pods and Endpoints behave as in a cluster.
-#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
 mod controllers_support;
 

@@ -6,6 +6,8 @@
 //! repository root. Without it the test is skipped with a message, unless `CI` is set, when a
 //! missing venv is a failure.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Gateway API for meshes (GAMMA): HTTPRoutes attached to a Service, as pure
 //! routing fixtures.
-#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
 mod mesh_support;
 

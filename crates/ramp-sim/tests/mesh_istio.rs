@@ -1,6 +1,6 @@
 //! The classic Istio traffic-management scenarios, and each VirtualService
 //! feature the router honours, as pure routing fixtures.
-#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
 mod mesh_support;
 

@@ -1,6 +1,6 @@
 //! The classic Istio traffic-management scenarios, applied with kubectl to a
 //! sim running its controllers, then routed through the live objects.
-#![allow(clippy::unwrap_used, clippy::panic)] // test helpers outside #[test] fns
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns
 
 use std::time::Duration;
 

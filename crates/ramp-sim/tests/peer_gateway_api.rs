@@ -4,7 +4,7 @@
 //! to a sim running its controllers, then each test's manifests, and each
 //! case's request is routed through the live objects (through the Gateway
 //! `same-namespace` for Gateway tests, from inside the mesh for GAMMA tests).
-#![allow(clippy::unwrap_used, clippy::panic)] // test helpers outside #[test] fns
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns
 
 mod peer_support;
 

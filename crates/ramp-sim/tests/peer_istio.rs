@@ -3,7 +3,7 @@
 //! checked against the mesh router: each case's manifests are applied to a sim
 //! running its controllers, in a namespace of its own, and its request is
 //! routed through the live objects.
-#![allow(clippy::unwrap_used, clippy::panic)] // test helpers outside #[test] fns
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns
 
 mod peer_support;
 

@@ -5,7 +5,7 @@
 //! ready), so tests can walk whole rollouts by calling `plan()` repeatedly.
 #![allow(dead_code)]
 // Test harness: panicking on a broken fixture is the point.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,8 @@
 //! - `prometheus_client`: the analysis client against a real Prometheus;
 //! - `logs`: the binary's log output.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod logs;
 mod prometheus_client;
 mod reconcile;
