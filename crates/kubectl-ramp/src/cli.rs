@@ -51,6 +51,26 @@ pub enum OutputFormat {
     Json,
 }
 
+/// `kubectl ramp dashboard` flags.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct DashboardArgs {
+    /// Address to listen on (0.0.0.0 to serve other machines: anyone who can reach it can act).
+    #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
+    pub address: std::net::IpAddr,
+    /// Port to listen on (0 picks a free one; the URL printed says which).
+    #[arg(long, default_value_t = 3100, value_name = "PORT")]
+    pub port: u16,
+    /// Show rollouts in all namespaces (else the namespace of -n or the context).
+    #[arg(short = 'A', long = "all-namespaces")]
+    pub all_namespaces: bool,
+    /// Open the URL in a browser (xdg-open / open).
+    #[arg(long)]
+    pub open: bool,
+    /// Show only: no action buttons, and action requests are refused (HTTP 403).
+    #[arg(long)]
+    pub read_only: bool,
+}
+
 /// Shells `completion` writes scripts for.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompletionShell {
@@ -146,6 +166,8 @@ pub enum Command {
         #[arg(short = 'f', long = "filename", value_name = "FILE")]
         filename: PathBuf,
     },
+    /// Serve a live web dashboard of the rollouts (prints its URL).
+    Dashboard(DashboardArgs),
     /// Print a shell completion script.
     Completion {
         /// bash, zsh or fish.
