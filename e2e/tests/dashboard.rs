@@ -345,6 +345,10 @@ async fn walk_through_driven_from_the_page() {
             .contains("waiting for approval"),
         "what it waits for"
     );
+    b.wait_text("#canary-pods", "the canary pod", |t| {
+        t.contains("workload-demo-canary-") && t.contains("Running, ready")
+    })
+    .await;
 
     // Approval 1 by clicking: 50/50.
     b.act("approve").await;

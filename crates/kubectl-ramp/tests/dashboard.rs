@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Event, Namespace};
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{CustomResourceExt, ResourceExt};
@@ -452,4 +452,52 @@ async fn the_snapshot_stays_bounded_after_many_updates() {
     let stats = get(d.addr, "/api/stats").await;
     assert_eq!(stats["max_points_per_metric"], state::HISTORY_POINTS);
     assert_eq!(stats["max_events_per_rollout"], state::EVENTS_PER_ROLLOUT);
+}
+
+#[tokio::test]
+async fn canary_pods_show_why_they_are_not_ready() {
+    let c = sim().await;
+    put_rollout(&c, "default", "step2-upgrade").await;
+    let d = start(&c, Some("default"), false).await;
+    wait_view(d.addr, "the rollout", |_| true).await;
+    let pods: Api<Pod> = Api::namespaced(c.client(), "default");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "workload-demo-canary-x1", "labels": {"rollouts.ramp.dev/rollout": NAME}},
+        "spec": {"containers": [{"name": "web", "image": "nginx:nope"}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    // Another rollout's pod and an unlabelled pod are not shown.
+    for (name, labels) in [
+        ("other-x", json!({"rollouts.ramp.dev/rollout": "other"})),
+        ("plain", json!({})),
+    ] {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"containers": [{"name": "web", "image": "nginx"}]}
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &p).await.unwrap();
+    }
+    pods.patch_status(
+        "workload-demo-canary-x1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {
+            "phase": "Pending",
+            "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
+            "containerStatuses": [{"name": "web", "ready": false, "restartCount": 0, "image": "nginx:nope", "imageID": "",
+                "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"nginx:nope\""}}}]
+        }})),
+    )
+    .await
+    .unwrap();
+    let v = wait_view(d.addr, "the pod's reason", |v| {
+        v["canaryPods"][0]["reason"].is_string()
+    })
+    .await;
+    assert_eq!(
+        v["canaryPods"],
+        json!([{"name": "workload-demo-canary-x1", "phase": "Pending", "ready": false,
+                "reason": "ImagePullBackOff: Back-off pulling image \"nginx:nope\""}])
+    );
 }

@@ -283,7 +283,12 @@ function rolloutPage(ns, name) {
       ["Analysis", r.analysis, "analysis"],
       ["Message", r.message, "status-message"],
       ["Age", age(r.created)],
-    ]));
+    ]), el("h3", {}, "Canary pods"),
+    (data.canaryPods || []).length
+      ? el("ul", { id: "canary-pods", class: "pods" }, data.canaryPods.map((p) => el("li", { class: p.ready ? "ready" : "not-ready" },
+        el("span", { class: "mono" }, p.name), ` ${p.phase || "-"}${p.ready ? ", ready" : ", not ready"}`,
+        p.reason ? el("span", { class: "sub" }, ` — ${p.reason}`) : null)))
+      : el("p", { class: "empty", id: "canary-pods" }, "No canary pods."));
     tick();
     parts.steps.replaceChildren(el("h2", { id: "h-steps" }, "Steps"),
       el("ol", { class: "steps", id: "steps" }, data.steps.map((s) => el("li", {

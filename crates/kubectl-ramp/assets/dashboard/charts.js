@@ -48,7 +48,7 @@ function fmt(v) {
 
 // A time series: values as a line, the threshold(s) as dashed red lines,
 // NoData/Error measurements as hollow marks on the bottom axis.
-export function seriesChart(metric, width = 340, height = 150) {
+export function seriesChart(metric, width = 316, height = 150) {
   const pad = { l: 46, r: 10, t: 10, b: 22 };
   const pts = metric.history || [];
   const s = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img" });

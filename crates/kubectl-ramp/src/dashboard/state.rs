@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Event, Service};
+use k8s_openapi::api::core::v1::{Event, Pod, Service};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
@@ -61,6 +61,79 @@ pub struct Point {
     pub step: i32,
 }
 
+/// A canary pod, as the page shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PodRow {
+    /// The Rollout it belongs to (its `rollouts.ramp.dev/rollout` label).
+    #[serde(skip)]
+    pub rollout: String,
+    /// Pod name.
+    pub name: String,
+    /// Pending, Running, ...
+    pub phase: String,
+    /// Whether its Ready condition is True.
+    pub ready: bool,
+    /// Why it is not ready: a container's waiting/terminated reason and
+    /// message, else a condition's reason and message.
+    pub reason: Option<String>,
+}
+
+impl PodRow {
+    fn of(p: &Pod) -> PodRow {
+        let st = p.status.as_ref();
+        let conditions = st.and_then(|s| s.conditions.as_ref());
+        let ready = conditions
+            .into_iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        let container = st
+            .and_then(|s| s.container_statuses.as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|c| !c.ready)
+            .find_map(|c| {
+                let state = c.state.as_ref()?;
+                if let Some(w) = &state.waiting {
+                    return Some((w.reason.clone(), w.message.clone()));
+                }
+                state
+                    .terminated
+                    .as_ref()
+                    .map(|t| (t.reason.clone(), t.message.clone()))
+            });
+        let condition = || {
+            conditions
+                .into_iter()
+                .flatten()
+                .find(|c| c.status != "True" && (c.reason.is_some() || c.message.is_some()))
+                .map(|c| (c.reason.clone(), c.message.clone()))
+        };
+        let reason = if ready {
+            None
+        } else {
+            container.or_else(condition).map(|(r, m)| match (r, m) {
+                (Some(r), Some(m)) => format!("{r}: {m}"),
+                (Some(r), None) => r,
+                (None, Some(m)) => m,
+                (None, None) => String::new(),
+            })
+        };
+        PodRow {
+            rollout: p
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(ramp_api::names::MANAGED_BY_ROLLOUT_LABEL))
+                .cloned()
+                .unwrap_or_default(),
+            name: p.metadata.name.clone().unwrap_or_default(),
+            phase: st.and_then(|s| s.phase.clone()).unwrap_or_default(),
+            ready,
+            reason: reason.filter(|r| !r.is_empty()),
+        }
+    }
+}
+
 /// The objects the dashboard shows.
 #[derive(Default)]
 pub struct Snapshot {
@@ -70,6 +143,8 @@ pub struct Snapshot {
     pub deployments: BTreeMap<Key, Deployment>,
     /// Services by key.
     pub services: BTreeMap<Key, Service>,
+    /// Canary pods (labelled by ramp) by key.
+    pub pods: BTreeMap<Key, PodRow>,
     /// Routing objects as JSON by `(kind, namespace, name)`.
     pub routing: BTreeMap<(String, String, String), Value>,
     /// Events by the Rollout they are about, oldest first.
@@ -145,7 +220,7 @@ impl Store {
         let s = self.read();
         Sizes {
             rollouts: s.rollouts.len(),
-            objects: s.deployments.len() + s.services.len() + s.routing.len(),
+            objects: s.deployments.len() + s.services.len() + s.routing.len() + s.pods.len(),
             events: s.events.values().map(VecDeque::len).sum(),
             max_events_per_rollout: s.events.values().map(VecDeque::len).max().unwrap_or(0),
             history_points: s.history.values().map(VecDeque::len).sum(),
@@ -315,6 +390,18 @@ impl Slot for Service {
     }
 }
 
+impl Slot for Pod {
+    fn put(snap: &mut Snapshot, o: Self) {
+        snap.pods.insert(key_of(&o), PodRow::of(&o));
+    }
+    fn remove(snap: &mut Snapshot, o: &Self) {
+        snap.pods.remove(&key_of(o));
+    }
+    fn clear(snap: &mut Snapshot) {
+        snap.pods.clear();
+    }
+}
+
 impl Slot for Event {
     fn put(snap: &mut Snapshot, o: Self) {
         snap.put_event(&o);
@@ -324,12 +411,12 @@ impl Slot for Event {
 }
 
 /// Runs one watcher into the store until the stream ends.
-async fn run_watcher<K>(store: Arc<Store>, api: Api<K>, what: &'static str)
+async fn run_watcher<K>(store: Arc<Store>, api: Api<K>, config: watcher::Config, what: &'static str)
 where
     K: Resource + Slot + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
-    let mut stream = watcher(api, watcher::Config::default()).boxed();
+    let mut stream = watcher(api, config).boxed();
     let mut relist: Vec<K> = Vec::new();
     while let Some(ev) = stream.next().await {
         match ev {
@@ -419,23 +506,39 @@ async fn run_routing_watcher(store: Arc<Store>, scope: Scope, api_version: Strin
 /// Starts the watchers; a routing watcher starts for each routing kind a
 /// Rollout names, once.
 pub fn spawn_watchers(store: Arc<Store>, scope: Scope) -> Vec<tokio::task::JoinHandle<()>> {
+    let all = watcher::Config::default;
     let mut tasks = vec![
         tokio::spawn(run_watcher::<Rollout>(
             store.clone(),
             scope.api(),
+            all(),
             "rollouts.rollouts.ramp.dev",
         )),
         tokio::spawn(run_watcher::<Deployment>(
             store.clone(),
             scope.api(),
+            all(),
             "deployments.apps",
         )),
         tokio::spawn(run_watcher::<Service>(
             store.clone(),
             scope.api(),
+            all(),
             "services",
         )),
-        tokio::spawn(run_watcher::<Event>(store.clone(), scope.api(), "events")),
+        // Only the canary pods (ramp labels them with their Rollout).
+        tokio::spawn(run_watcher::<Pod>(
+            store.clone(),
+            scope.api(),
+            all().labels(ramp_api::names::MANAGED_BY_ROLLOUT_LABEL),
+            "pods",
+        )),
+        tokio::spawn(run_watcher::<Event>(
+            store.clone(),
+            scope.api(),
+            all(),
+            "events",
+        )),
     ];
     tasks.push(tokio::spawn(async move {
         let mut rx = store.subscribe();

@@ -349,6 +349,12 @@ pub fn rollout(snap: &Snapshot, key: &Key, now: Timestamp, read_only: bool) -> O
             }
         }
     }
+    let canary_pods: Vec<&super::state::PodRow> = snap
+        .pods
+        .iter()
+        .filter(|((pns, _), p)| pns == ns && p.rollout == key.1)
+        .map(|(_, p)| p)
+        .collect();
     let events: Vec<&super::state::EventRow> = snap.events.get(key).into_iter().flatten().collect();
     let actions: Vec<&str> = if read_only {
         Vec::new()
@@ -368,6 +374,7 @@ pub fn rollout(snap: &Snapshot, key: &Key, now: Timestamp, read_only: bool) -> O
         "countdown": countdown,
         "steps": steps,
         "metrics": metrics,
+        "canaryPods": canary_pods,
         "deployments": deployments,
         "services": services,
         "routing": routing_out,
