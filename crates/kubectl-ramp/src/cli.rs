@@ -337,6 +337,23 @@ mod tests {
                 force: false,
             }
         );
+        let cli = parse(&["dashboard", "--port", "0", "-A", "--read-only"]).unwrap();
+        assert_eq!(
+            cli.command,
+            Command::Dashboard(DashboardArgs {
+                address: std::net::IpAddr::from([127, 0, 0, 1]),
+                port: 0,
+                all_namespaces: true,
+                open: false,
+                read_only: true,
+            })
+        );
+        let cli = parse(&["dashboard"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Dashboard(DashboardArgs { port: 3100, .. })
+        ));
+        assert!(parse(&["dashboard", "--address", "localhost:1"]).is_err());
         let cli = parse(&[
             "--kubeconfig",
             "/tmp/kc",

@@ -102,7 +102,10 @@ async fn http(
     body: &str,
 ) -> (u16, Value) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    let mut req = format!("{method} {path} HTTP/1.0\r\n");
+    if !headers.iter().any(|h| h.starts_with("Host:")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
     for h in headers {
         req.push_str(h);
         req.push_str("\r\n");
@@ -249,6 +252,19 @@ async fn list_and_rollout_views_use_the_plugin_words() {
         v["message"],
         "rollout 'nope' not found in namespace 'default'"
     );
+
+    // A page on another domain rebound to 127.0.0.1 gets nothing.
+    let (code, v) = http(
+        d.addr,
+        "GET",
+        "/api/rollouts",
+        &["Host: evil.example:3100"],
+        "",
+    )
+    .await;
+    assert_eq!(code, 403, "{v}");
+    let (code, _) = http(d.addr, "GET", "/api/rollouts", &["Host: localhost"], "").await;
+    assert_eq!(code, 200);
 
     // The app and its assets come from the binary.
     let (code, html) = http(d.addr, "GET", "/", &[], "").await;

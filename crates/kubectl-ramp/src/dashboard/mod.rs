@@ -207,7 +207,48 @@ fn router(app: Arc<App>) -> Router {
             get(events::rollout_stream),
         )
         .route("/api/rollouts/{ns}/{name}/actions/{action}", post(act))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            check_host,
+        ))
         .with_state(app)
+}
+
+/// On a loopback address, only requests naming it (or `localhost`) in
+/// `Host` are answered: a web page whose domain was rebound to 127.0.0.1
+/// cannot read the rollouts or act through the user's browser.
+async fn check_host(
+    State(app): State<Arc<App>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let listen = app.opts.listen;
+    if listen.ip().is_loopback() {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        let name = host
+            .rsplit_once(':')
+            .map_or(host, |(n, _)| n)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let ok = name == "localhost"
+            || name
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !ok {
+            return problem(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                &format!(
+                    "the dashboard answers requests for localhost only, not for host '{host}'"
+                ),
+            );
+        }
+    }
+    next.run(req).await
 }
 
 async fn list(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
