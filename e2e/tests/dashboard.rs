@@ -503,3 +503,175 @@ async fn stale_approval_is_refused_and_abort_restores_routing() {
     b.wait_text("#events", "the Aborted Event", |t| t.contains("Abort"))
         .await;
 }
+
+/// The walk-through's Rollout with one traffic step (waiting for approval,
+/// measured meanwhile) and analysis on the built-in metrics.
+fn analysed_rollout(prometheus: &str) -> String {
+    format!(
+        r#"apiVersion: rollouts.ramp.dev/v1beta1
+kind: Rollout
+metadata:
+  name: rollouts-demo
+spec:
+  workloadRef: {{apiVersion: apps/v1, kind: Deployment, name: workload-demo}}
+  strategy:
+    canary:
+      analysis:
+        prometheus: {{address: "{prometheus}"}}
+        interval: 2s
+        metrics:
+          - {{name: request-success-rate, thresholdRange: {{min: 99}}}}
+          - {{name: request-duration, thresholdRange: {{max: 500}}}}
+      steps:
+        - {{replicas: 1, traffic: "20%"}}
+      trafficRoutings:
+        - service: service-demo
+          gracePeriodSeconds: 1
+          customNetworkRefs:
+            - {{apiVersion: networking.istio.io/v1beta1, kind: VirtualService, name: vs-demo}}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analysis_is_charted_from_status_and_from_prometheus() {
+    use ramp_e2e::prometheus::{Prometheus, scrape_target_of};
+    let env = Env::start("dashboard-analysis");
+    let prom = Prometheus::start(&scrape_target_of(&env.kubeconfig).unwrap())
+        .unwrap_or_else(|e| panic!("{e}"));
+    for f in ["deployment.yaml", "service.yaml", "virtualservice.yaml"] {
+        let text =
+            std::fs::read_to_string(repo_root().join("examples/canary-istio").join(f)).unwrap();
+        env.apply(&text);
+    }
+    env.apply(&analysed_rollout(&prom.url()));
+    env.wait_phase(RO, "Healthy");
+    let load = Command::new(bin("ramp-sim"))
+        .args(["load", "start", "-n", &env.ns, "--host", "service-demo"])
+        .args([
+            "--gateway",
+            "simple-gateway",
+            "--rps",
+            "100",
+            "--kubeconfig",
+        ])
+        .arg(&env.kubeconfig)
+        .output()
+        .expect("ramp-sim load start");
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    env.kubectl(&[
+        "patch",
+        "deployment",
+        "workload-demo",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"template":{"metadata":{"annotations":{"sim.ramp.dev/latency-ms":"40"}}}}}"#,
+    ])
+    .ok();
+    let dash = Dashboard::start(&env);
+    let b = Browser::start().await;
+    b.client.goto(&dash.page(&env.ns)).await.unwrap();
+    env.wait_step(RO, 1, "StepPaused");
+
+    // The measurements in status become dots, one per measurement, with the threshold drawn.
+    let chart = "#metrics figure[data-metric=\"request-duration\"]";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = b
+            .client
+            .execute(
+                "return document.querySelectorAll(arguments[0] + ' circle.point').length;",
+                vec![json!(chart)],
+            )
+            .await
+            .unwrap();
+        if n.as_u64().unwrap_or(0) >= 4 {
+            break;
+        }
+        if Instant::now() >= deadline {
+            b.screenshot("dashboard-analysis-failed.png").await;
+            panic!(
+                "fewer than 4 measurements charted: {n}; page: {:?}; status: {}",
+                b.text("#metrics").await,
+                env.rollout_status(RO)["canaryStatus"]["analysis"]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let threshold = b.text(&format!("{chart} svg")).await;
+    assert!(
+        threshold.contains("max 500"),
+        "the threshold is drawn: {threshold}"
+    );
+    b.wait_text(&format!("{chart} figcaption"), "the verdict", |t| {
+        t.contains("Passed")
+    })
+    .await;
+
+    // The same metrics from Prometheus (the operator's queries, over 15 minutes).
+    let series = b
+        .client
+        .execute(
+            "return fetch(arguments[0]).then(r => r.json());",
+            vec![json!(format!("/api/rollouts/{}/{RO}/prometheus", env.ns))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(series["address"], prom.url(), "{series}");
+    let rate = series["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "request-success-rate")
+        .unwrap();
+    assert_eq!(rate["error"], Value::Null, "{rate}");
+    let points = rate["points"].as_array().unwrap();
+    assert!(!points.is_empty(), "{rate}");
+    assert!(
+        points
+            .iter()
+            .all(|p| (0.0..=100.0).contains(&p["v"].as_f64().unwrap())),
+        "{rate}"
+    );
+    b.wait_text("#prometheus-note", "the Prometheus note", |t| {
+        t.starts_with("Grey: ")
+    })
+    .await;
+    let lines = b
+        .client
+        .execute(
+            "return document.querySelectorAll('#metrics polyline.prometheus').length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(lines.as_u64().unwrap_or(0) >= 1, "no Prometheus line drawn");
+    b.client
+        .execute(
+            "document.getElementById('h-metrics').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.screenshot("dashboard-analysis.png").await;
+
+    // Prometheus stopped: the page says why it has no series; the dots stay.
+    prom.stop().unwrap();
+    let series = b
+        .client
+        .execute(
+            "return fetch(arguments[0]).then(r => r.json());",
+            vec![json!(format!("/api/rollouts/{}/{RO}/prometheus", env.ns))],
+        )
+        .await
+        .unwrap();
+    let err = series["metrics"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("unreachable") || err.contains("did not answer"),
+        "{series}"
+    );
+}

@@ -69,6 +69,10 @@ pub struct DashboardArgs {
     /// Show only: no action buttons, and action requests are refused (HTTP 403).
     #[arg(long)]
     pub read_only: bool,
+    /// Prometheus to chart analysis metrics from, for Rollouts that name none
+    /// (as the operator's --prometheus-url).
+    #[arg(long, value_name = "URL")]
+    pub prometheus_url: Option<String>,
 }
 
 /// Shells `completion` writes scripts for.
@@ -346,6 +350,7 @@ mod tests {
                 all_namespaces: true,
                 open: false,
                 read_only: true,
+                prometheus_url: None,
             })
         );
         let cli = parse(&["dashboard"]).unwrap();

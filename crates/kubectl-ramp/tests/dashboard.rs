@@ -87,6 +87,7 @@ async fn start(c: &TestCluster, ns: Option<&str>, read_only: bool) -> Running {
             listen: "127.0.0.1:0".parse().unwrap(),
             namespace: ns.map(str::to_string),
             read_only,
+            prometheus_url: None,
         },
     )
     .await

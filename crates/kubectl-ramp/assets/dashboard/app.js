@@ -1,6 +1,6 @@
 // ramp dashboard: two pages (list, rollout) fed by Server-Sent Events.
 // Data are put in the page with textContent only (never as HTML).
-import { splitBar, seriesChart } from "./charts.js";
+import { splitBar, seriesChart, fmt } from "./charts.js";
 
 const main = document.getElementById("main");
 const conn = document.getElementById("conn");
@@ -212,14 +212,19 @@ function objectsSection(data) {
   return [dep, svc];
 }
 
-function metricsSection(data) {
+function metricsSection(data, prom) {
   if (!data.metrics.length) return [el("p", { class: "empty" }, "No analysis in this rollout.")];
-  return [el("div", { class: "charts" }, data.metrics.map((m) => el("figure", { class: "chart", "data-metric": m.name },
+  const series = (name) => ((prom && prom.metrics) || []).find((p) => p.name === name);
+  const note = !prom ? null : prom.address && prom.metrics.some((p) => p.points.length)
+    ? `Grey: ${prom.address}, last 15 minutes. Dots: the measurements in the rollout's status.`
+    : `Prometheus not charted: ${prom.error || (prom.metrics.find((p) => p.error) || {}).error || "no data in the last 15 minutes"}. Dots: the measurements in the rollout's status.`;
+  return [note ? el("p", { class: "sub", id: "prometheus-note" }, note) : null,
+    el("div", { class: "charts" }, data.metrics.map((m) => el("figure", { class: "chart", "data-metric": m.name },
     el("figcaption", {}, `${m.name} `, badge(m.phase || "pending", "verdict"),
-      el("div", { class: "sub" }, `last ${m.value ?? "-"} · range ${m.range}` +
-        (m.samples !== null && m.samples !== undefined ? ` · ${m.samples} requests` : "") +
+      el("div", { class: "sub" }, `last ${fmt(m.value)} · range ${m.range}` +
+        (m.samples !== null && m.samples !== undefined ? ` · ${Math.round(m.samples)} requests` : "") +
         (m.lastError ? ` · ${m.lastError}` : ""))),
-    seriesChart(m))))];
+    seriesChart(m, 316, 150, (series(m.name) || {}).points || []))))];
 }
 
 function rolloutPage(ns, name) {
@@ -244,6 +249,11 @@ function rolloutPage(ns, name) {
     parts.objects, parts.events);
   let actionsKey = null;
   let countdown = null;
+  let prom = null;        // the metrics from Prometheus, fetched on open and per new measurement
+  let promKey = null;
+  let lastData = null;
+  const drawMetrics = () => parts.metrics.replaceChildren(el("h2", { id: "h-metrics" }, "Analysis"),
+    ...metricsSection(lastData, prom));
   const tick = () => {
     const e = document.getElementById("countdown");
     if (!e || !countdown) return;
@@ -296,7 +306,14 @@ function rolloutPage(ns, name) {
       }, `${s.n}. ${s.text}`, el("span", { class: "sub" }, ` · canary ${s.weight}`),
         s.current && data.waitingFor ? el("span", { class: "wait" }, data.waitingFor) : null))));
     parts.traffic.replaceChildren(el("h2", { id: "h-traffic" }, "Traffic now"), ...trafficSection(data));
-    parts.metrics.replaceChildren(el("h2", { id: "h-metrics" }, "Analysis"), ...metricsSection(data));
+    lastData = data;
+    drawMetrics();
+    const measuredKey = JSON.stringify(data.metrics.map((m) => [m.name, m.history.length ? m.history[m.history.length - 1].t : 0]));
+    if (data.metrics.length && measuredKey !== promKey) {
+      promKey = measuredKey;
+      fetch(`/api/rollouts/${encodeURIComponent(ns)}/${encodeURIComponent(name)}/prometheus`)
+        .then((r) => r.json()).then((p) => { prom = p; if (lastData) drawMetrics(); }).catch(() => {});
+    }
     parts.objects.replaceChildren(el("h2", { id: "h-objects" }, "Objects"), ...objectsSection(data));
     parts.events.replaceChildren(el("h2", { id: "h-events" }, "Events"),
       data.events.length ? el("table", { id: "event-rows" },

@@ -25,9 +25,14 @@ export function splitBar(rule, width = 560) {
     const w = (b.share / total) * width;
     if (w <= 0) continue;
     s.append(svg("rect", { x, y: 0, width: w, height: 26, fill: COLORS[b.role] || COLORS.other }));
-    if (w > 70) {
-      s.append(svg("text", { x: x + 8, y: 18, fill: "#fff", "font-size": 13, "font-weight": 600 },
-        `${b.name} ${b.share}%`));
+    // A label only where it fits (about 7.5 px a character at 13 px); the
+    // rule's text line says it anyway.
+    const label = `${b.name} ${b.share}%`;
+    const short = `${b.share}%`;
+    const fits = (t) => t.length * 7.5 + 16 <= w;
+    const text = fits(label) ? label : (fits(short) ? short : null);
+    if (text) {
+      s.append(svg("text", { x: x + 8, y: 18, fill: "#fff", "font-size": 13, "font-weight": 600 }, text));
     }
     x += w;
   }
@@ -41,21 +46,22 @@ export function splitBar(rule, width = 560) {
   return s;
 }
 
-function fmt(v) {
+export function fmt(v) {
   if (v === null || v === undefined) return "-";
   return Math.abs(v) >= 100 ? v.toFixed(0) : String(Math.round(v * 1000) / 1000);
 }
 
 // A time series: values as a line, the threshold(s) as dashed red lines,
 // NoData/Error measurements as hollow marks on the bottom axis.
-export function seriesChart(metric, width = 316, height = 150) {
+export function seriesChart(metric, width = 316, height = 150, prom = []) {
   const pad = { l: 46, r: 10, t: 10, b: 22 };
   const pts = metric.history || [];
   const s = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img" });
   const last = pts.length ? pts[pts.length - 1] : null;
   s.setAttribute("aria-label",
     `${metric.name}: ${pts.length} measurements, last ${last ? fmt(last.v) + " " + last.phase : "none"}, range ${metric.range}`);
-  const vals = pts.filter((p) => p.v !== null && p.v !== undefined).map((p) => p.v);
+  const vals = pts.filter((p) => p.v !== null && p.v !== undefined).map((p) => p.v)
+    .concat(prom.map((p) => p.v));
   const bounds = [...vals];
   if (metric.min !== null && metric.min !== undefined) bounds.push(metric.min);
   if (metric.max !== null && metric.max !== undefined) bounds.push(metric.max);
@@ -63,8 +69,9 @@ export function seriesChart(metric, width = 316, height = 150) {
   let hi = bounds.length ? Math.max(...bounds) : 1;
   if (hi - lo < 1e-9) { hi += 1; lo -= 1; }
   const span = hi - lo; lo -= span * 0.1; hi += span * 0.1;
-  const t0 = pts.length ? pts[0].t : 0;
-  const t1 = pts.length ? pts[pts.length - 1].t : 1;
+  const times = pts.map((p) => p.t).concat(prom.map((p) => p.t));
+  const t0 = times.length ? Math.min(...times) : 0;
+  const t1 = times.length ? Math.max(...times) : 1;
   const tx = (t) => pad.l + (t1 === t0 ? (width - pad.l - pad.r) / 2 : ((t - t0) / (t1 - t0)) * (width - pad.l - pad.r));
   const ty = (v) => pad.t + (1 - (v - lo) / (hi - lo)) * (height - pad.t - pad.b);
   s.append(svg("rect", { x: pad.l, y: pad.t, width: width - pad.l - pad.r, height: height - pad.t - pad.b,
@@ -79,6 +86,10 @@ export function seriesChart(metric, width = 316, height = 150) {
     s.append(svg("text", { x: width - pad.r - 2, y: y - 3, "text-anchor": "end", "font-size": 11, fill: "#b91c1c" },
       `${label} ${fmt(v)}`));
   }
+  if (prom.length > 1) {
+    s.append(svg("polyline", { points: prom.map((p) => `${tx(p.t)},${ty(p.v)}`).join(" "), fill: "none",
+      stroke: "#6b7280", "stroke-width": 1.25, class: "prometheus" }));
+  }
   const line = pts.filter((p) => p.v !== null && p.v !== undefined).map((p) => `${tx(p.t)},${ty(p.v)}`);
   if (line.length > 1) {
     s.append(svg("polyline", { points: line.join(" "), fill: "none", stroke: "#1d4ed8", "stroke-width": 2 }));
@@ -91,7 +102,7 @@ export function seriesChart(metric, width = 316, height = 150) {
         fill: p.phase === "Failed" ? "#b91c1c" : "#166534", class: "point" }));
     }
   }
-  if (!pts.length) {
+  if (!pts.length && !prom.length) {
     s.append(svg("text", { x: width / 2, y: height / 2, "text-anchor": "middle", "font-size": 12, fill: "#4a5360" },
       "no measurements yet"));
   }

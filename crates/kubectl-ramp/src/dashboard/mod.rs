@@ -9,9 +9,12 @@
 //! Routes: `GET /` (the app), `/assets/*`, `GET /api/rollouts`,
 //! `GET /api/rollouts/{ns}/{name}`, `GET /api/stream` (SSE of the list),
 //! `GET /api/rollouts/{ns}/{name}/stream` (SSE of one rollout),
-//! `GET /api/stats`, `POST /api/rollouts/{ns}/{name}/actions/{action}`.
+//! `GET /api/rollouts/{ns}/{name}/prometheus` (the analysis metrics over
+//! the last 15 minutes, when Prometheus is reachable), `GET /api/stats`,
+//! `POST /api/rollouts/{ns}/{name}/actions/{action}`.
 
 pub mod events;
+pub mod prometheus;
 pub mod state;
 pub mod view;
 
@@ -48,12 +51,15 @@ pub struct Options {
     pub namespace: Option<String>,
     /// Refuse actions, show no buttons.
     pub read_only: bool,
+    /// Prometheus for Rollouts that name none.
+    pub prometheus_url: Option<String>,
 }
 
 struct App {
     cluster: Cluster,
     store: Arc<Store>,
     opts: Options,
+    prometheus: prometheus::Prometheus,
 }
 
 /// A dashboard serving in the background.
@@ -100,6 +106,7 @@ pub async fn start(cluster: Cluster, opts: Options) -> Result<Running> {
         cluster,
         store: store.clone(),
         opts,
+        prometheus: prometheus::Prometheus::default(),
     });
     let router = router(app);
     tasks.push(tokio::spawn(async move {
@@ -117,6 +124,7 @@ pub async fn serve(cluster: Cluster, args: DashboardArgs) -> Result<()> {
         listen: SocketAddr::new(args.address, args.port),
         namespace: namespace.clone(),
         read_only: args.read_only,
+        prometheus_url: args.prometheus_url.clone(),
     };
     let running = start(cluster, opts).await?;
     let url = if running.addr.ip().is_unspecified() {
@@ -206,6 +214,7 @@ fn router(app: Arc<App>) -> Router {
             "/api/rollouts/{ns}/{name}/stream",
             get(events::rollout_stream),
         )
+        .route("/api/rollouts/{ns}/{name}/prometheus", get(series))
         .route("/api/rollouts/{ns}/{name}/actions/{action}", post(act))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
@@ -277,6 +286,28 @@ async fn one(State(app): State<Arc<App>>, Path((ns, name)): Path<(String, String
     ) {
         Some(v) => Json(v).into_response(),
         None => not_found(&key.0, &key.1),
+    }
+}
+
+async fn series(State(app): State<Arc<App>>, Path((ns, name)): Path<(String, String)>) -> Response {
+    let ro = app
+        .store
+        .read()
+        .rollouts
+        .get(&(ns.clone(), name.clone()))
+        .cloned();
+    match ro {
+        Some(ro) => Json(
+            app.prometheus
+                .series(
+                    &ro,
+                    app.opts.prometheus_url.as_deref(),
+                    jiff::Timestamp::now().as_second(),
+                )
+                .await,
+        )
+        .into_response(),
+        None => not_found(&ns, &name),
     }
 }
 
