@@ -163,8 +163,14 @@ struct Dashboard {
 
 impl Dashboard {
     fn start(env: &Env) -> Dashboard {
+        Dashboard::start_with(env, &[])
+    }
+
+    fn start_with(env: &Env, flags: &[&str]) -> Dashboard {
         let mut child = Command::new(bin("kubectl-ramp"))
-            .args(["dashboard", "--port", "0", "--kubeconfig"])
+            .args(["dashboard", "--port", "0"])
+            .args(flags)
+            .arg("--kubeconfig")
             .arg(&env.kubeconfig)
             .args(["-n", &env.ns])
             .stdout(Stdio::piped())
@@ -434,6 +440,27 @@ async fn stale_approval_is_refused_and_abort_restores_routing() {
     let vs = Vs::new(&env).await;
     let ns = env.ns.clone();
     env.example_to_step(1);
+    b.client.goto(&dash.page(&ns)).await.unwrap();
+    b.wait_text("#position", "step 1 paused", |t| t == "step 1/3 StepPaused")
+        .await;
+
+    // A read-only dashboard shows the same page without a single button.
+    let ro_dash = Dashboard::start_with(&env, &["--read-only"]);
+    b.client.goto(&ro_dash.page(&ns)).await.unwrap();
+    b.wait_text("#actions", "the read-only note", |t| {
+        t.contains("read-only")
+    })
+    .await;
+    let buttons = b
+        .client
+        .execute(
+            "return document.querySelectorAll('#actions button').length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(buttons, json!(0), "no action buttons when read-only");
+    drop(ro_dash);
     b.client.goto(&dash.page(&ns)).await.unwrap();
     b.wait_text("#position", "step 1 paused", |t| t == "step 1/3 StepPaused")
         .await;
