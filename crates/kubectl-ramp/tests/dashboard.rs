@@ -518,3 +518,26 @@ async fn canary_pods_show_why_they_are_not_ready() {
                 "reason": "ImagePullBackOff: Back-off pulling image \"nginx:nope\""}])
     );
 }
+
+#[tokio::test]
+async fn a_timed_pause_has_a_countdown() {
+    let c = sim().await;
+    put_rollout(&c, "default", "timed-pause").await;
+    let since = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(18);
+    set_status(
+        &c,
+        "default",
+        json!({"canaryStatus": {"lastUpdateTime": since.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()}}),
+    )
+    .await;
+    let d = start(&c, Some("default"), false).await;
+    let v = wait_view(d.addr, "the countdown", |v| v["countdown"].is_object()).await;
+    assert_eq!(v["countdown"]["duration"], 60);
+    let left = v["countdown"]["remaining"].as_i64().unwrap();
+    assert!((40..=42).contains(&left), "{v}");
+    assert_eq!(v["waitingFor"], "paused for 60s before the next step");
+    assert_eq!(
+        v["steps"][2]["text"],
+        "replicas 80% · traffic 80% · pause 60s"
+    );
+}
