@@ -541,3 +541,47 @@ async fn a_timed_pause_has_a_countdown() {
         "replicas 80% · traffic 80% · pause 60s"
     );
 }
+
+#[tokio::test]
+async fn a_failing_metric_offers_approve_anyway_and_the_event_says_so() {
+    let c = sim().await;
+    put_rollout(&c, "default", "analysis-failing").await;
+    let d = start(&c, Some("default"), false).await;
+    let v = wait_view(d.addr, "the rollout", |_| true).await;
+    let actions = v["actions"].as_array().unwrap();
+    assert_eq!(actions[0], "approve-force", "{v}");
+    assert!(!actions.contains(&json!("approve")), "{v}");
+    assert_eq!(v["metrics"][0]["phase"], "Failed");
+
+    let (code, v) = post(d.addr, "approve", json!({"step": 2, "state": "StepPaused"})).await;
+    assert_eq!(code, 409, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("analysis is failing"),
+        "{v}"
+    );
+    let (code, v) = post(
+        d.addr,
+        "approve-force",
+        json!({"step": 2, "state": "StepPaused"}),
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("forced"), "{v}");
+    let events = Api::<Event>::namespaced(c.client(), "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    assert!(
+        events[0]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("with --force while analysis was failing: request-success-rate"),
+        "{:?}",
+        events[0].message
+    );
+}

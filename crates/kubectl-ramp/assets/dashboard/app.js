@@ -107,11 +107,12 @@ function listPage() {
 // ----- rollout page ---------------------------------------------------------
 
 const LABELS = {
-  "approve": "Approve step", "promote-full": "Promote fully", "abort": "Abort", "retry": "Retry",
+  "approve": "Approve step", "approve-force": "Approve anyway", "promote-full": "Promote fully", "abort": "Abort", "retry": "Retry",
   "pause": "Pause", "resume": "Resume", "undo": "Undo",
 };
 const CONFIRM = {
   "approve": (r) => `Approve step ${r.step} of rollout ${r.namespace}/${r.name}? The rollout moves on to the next step.`,
+  "approve-force": (r) => `An analysis metric of step ${r.step} of ${r.namespace}/${r.name} is failing (${r.analysis}). Approve anyway? The Event records that you forced it.`,
   "promote-full": (r) => `Skip the remaining steps of ${r.namespace}/${r.name} and finish the rollout now?`,
   "abort": (r) => `Abort ${r.namespace}/${r.name}? Traffic goes back to stable and the canary is scaled to zero.`,
   "retry": (r) => `Start ${r.namespace}/${r.name} again from step 1?`,
@@ -278,7 +279,7 @@ function rolloutPage(ns, name) {
       actionsKey = key;
       actionsBar.replaceChildren(...data.actions.map((a) => el("button", {
         type: "button", id: `action-${a}`,
-        class: a === "approve" ? "primary" : (a === "abort" || a === "undo" ? "danger" : ""),
+        class: a === "approve" ? "primary" : (a === "abort" || a === "undo" || a === "approve-force" ? "danger" : ""),
         onclick: () => runAction(r.namespace, r.name, a, seen, message),
       }, a === "approve" ? `${LABELS[a]} ${r.step}` : LABELS[a])));
       if (data.readOnly) actionsBar.append(el("span", { class: "sub" }, "read-only: actions are disabled"));

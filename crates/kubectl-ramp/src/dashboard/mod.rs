@@ -356,7 +356,10 @@ async fn act(
     if app.opts.namespace.as_ref().is_some_and(|n| n != &ns) {
         return not_found(&ns, &name);
     }
-    let Some(mut action) = Action::from_name(&action) else {
+    // `approve-force` is `approve` with `"force": true` (the page's "Approve anyway").
+    let forced = action == "approve-force";
+    let name_of_action = if forced { "approve" } else { action.as_str() };
+    let Some(mut action) = Action::from_name(name_of_action) else {
         return problem(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -384,7 +387,7 @@ async fn act(
         }
     };
     if let Action::Approve { force, .. } = &mut action {
-        *force = req.force;
+        *force = req.force || forced;
     }
     let seen = match (req.step, req.state) {
         (Some(step), Some(state)) => Some(Seen { step, state }),

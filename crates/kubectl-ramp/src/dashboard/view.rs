@@ -356,7 +356,7 @@ pub fn rollout(snap: &Snapshot, key: &Key, now: Timestamp, read_only: bool) -> O
         .map(|(_, p)| p)
         .collect();
     let events: Vec<&super::state::EventRow> = snap.events.get(key).into_iter().flatten().collect();
-    let actions: Vec<&str> = if read_only {
+    let mut actions: Vec<&str> = if read_only {
         Vec::new()
     } else {
         Action::NAMES
@@ -365,6 +365,14 @@ pub fn rollout(snap: &Snapshot, key: &Key, now: Timestamp, read_only: bool) -> O
             .filter(|n| Action::from_name(n).is_some_and(|a| a.applies(ro)))
             .collect()
     };
+    // `approve --force`: offered only while a failing metric refuses the plain approve.
+    let force = Action::Approve {
+        step: None,
+        force: true,
+    };
+    if !read_only && !actions.contains(&"approve") && force.applies(ro) {
+        actions.insert(0, "approve-force");
+    }
     Some(json!({
         "now": now.to_string(),
         "rollout": row(ro),
