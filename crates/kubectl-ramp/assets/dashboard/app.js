@@ -99,6 +99,8 @@ function listPage() {
       `${rows.length} of ${last.rollouts.length} rollouts, updated live`;
     errors.textContent = (last.errors || []).join("; ");
   };
+  // Ages move with the clock (a redraw, not a request).
+  timer = setInterval(draw, 5000);
   nsSelect.addEventListener("change", () => { filters.ns = nsSelect.value; draw(); });
   text.addEventListener("input", () => { filters.text = text.value; draw(); });
   listen("/api/stream", (data) => { last = data; draw(); });
@@ -155,6 +157,8 @@ async function runAction(ns, name, action, seen, message) {
   message.className = body.ok ? "message ok" : "message error";
   message.setAttribute("role", body.ok ? "status" : "alert");
   message.textContent = body.ok ? body.message : `Refused: ${body.message}`;
+  // The buttons are redrawn as the rollout moves: keep the keyboard on the answer.
+  message.focus();
 }
 
 function facts(pairs) {
@@ -230,7 +234,7 @@ function metricsSection(data, prom) {
 
 function rolloutPage(ns, name) {
   document.title = `${name} · ramp`;
-  const message = el("div", { id: "action-message", class: "message", "aria-live": "polite" });
+  const message = el("div", { id: "action-message", class: "message", "aria-live": "polite", tabindex: "-1" });
   const actionsBar = el("div", { id: "actions", class: "actions", role: "group", "aria-label": "Actions" });
   const parts = {
     head: el("div", { class: "head" }),
@@ -245,7 +249,7 @@ function rolloutPage(ns, name) {
     el("p", {}, el("a", { href: "#/" }, "← All rollouts")),
     parts.head, actionsBar, message,
     el("div", { class: "grid" },
-      el("div", {}, parts.summary, parts.steps),
+      el("div", {}, parts.steps, parts.summary),
       el("div", {}, parts.traffic, parts.metrics)),
     parts.objects, parts.events);
   let actionsKey = null;

@@ -15,7 +15,7 @@ const COLORS = { stable: "#1d4ed8", canary: "#b45309", other: "#5b6470" };
 // A horizontal bar split by backend share; a dashed band under it for a mirror.
 export function splitBar(rule, width = 560) {
   const h = rule.mirror ? 52 : 30;
-  const s = svg("svg", { width: "100%", height: h, viewBox: `0 0 ${width} ${h}`, role: "img" });
+  const s = svg("svg", { width, height: h, viewBox: `0 0 ${width} ${h}`, role: "img", class: "split-bar" });
   const parts = rule.backends.map((b) => `${b.name} ${b.share}%`);
   if (rule.mirror) parts.push(`mirror ${rule.mirror.percent}% to ${rule.mirror.name}`);
   s.setAttribute("aria-label", parts.join(", "));
