@@ -25,6 +25,7 @@ keep_hint() {
   echo "The cluster and the operator keep running (KEEP=1). Explore with:"
   echo "  export KUBECONFIG=$KUBECONFIG"
   echo "  kubectl get rollouts,deployments,services,virtualservices"
+  echo "  kubectl ramp dashboard     # the rollouts live in the browser: http://127.0.0.1:3100/"
 }
 # shellcheck source=scripts/demo-lib.sh
 source "$ROOT/scripts/demo-lib.sh"
@@ -86,3 +87,4 @@ echo "--- VirtualService vs-demo as restored"
 kubectl get virtualservice vs-demo -o yaml | sed -n '/^spec:/,$p'
 kubectl get deployments,services
 step "Done: the canary walk-through finished"
+echo "See it in the browser: make demo KEEP=1, then kubectl ramp dashboard (with the KUBECONFIG it prints)."

@@ -1066,7 +1066,162 @@ fn invalid_values() -> Vec<(Value, Vec<&'static str>)> {
             json!({"image": {"pullPolicy": "Sometimes"}}),
             vec!["at '/image/pullPolicy'"],
         ),
+        (
+            json!({"dashboard": {"readonly": false}}),
+            vec![
+                "at '/dashboard'",
+                "additional properties 'readonly' not allowed",
+            ],
+        ),
+        (
+            json!({"dashboard": {"port": 80}}),
+            vec!["at '/dashboard/port'", "minimum"],
+        ),
     ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// The in-cluster dashboard (`dashboard.*` values)
+
+/// The rules of a rendered ClusterRole as `(group, resource) -> verbs`.
+fn dashboard_rules(role: &Value) -> BTreeMap<(String, String), BTreeSet<String>> {
+    let mut out: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for r in role["rules"].as_array().unwrap() {
+        for g in str_list(&r["apiGroups"]) {
+            for res in str_list(&r["resources"]) {
+                out.entry((g.to_string(), res.to_string()))
+                    .or_default()
+                    .extend(str_list(&r["verbs"]).into_iter().map(str::to_string));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_dashboard_is_off_by_default_and_read_only_when_enabled() {
+    let Some(python) = python("the_dashboard_is_off_by_default_and_read_only_when_enabled") else {
+        return;
+    };
+    let helm = Helm::new(python, None);
+    let objs = helm.render("ramp", &json!({}));
+    assert!(
+        !objs.keys().iter().any(|(_, n)| n.contains("dashboard")),
+        "no dashboard object by default: {:?}",
+        objs.keys()
+    );
+
+    let values = json!({"dashboard": {"enabled": true}});
+    let report = helm.ok(&["lint"], Some(&values))["lint"].clone();
+    assert_eq!(report["errors"], json!([]), "{report}");
+    let objs = helm.render("ramp", &values);
+    let d = objs.get("Deployment", "ramp-dashboard");
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["image"], "ghcr.io/ramp-dev/kubectl-ramp:0.1.0");
+    assert_eq!(
+        str_list(&c["args"]),
+        vec![
+            "dashboard",
+            "--address=0.0.0.0",
+            "--port=3100",
+            "--all-namespaces",
+            "--read-only"
+        ]
+    );
+    assert_eq!(
+        d["spec"]["template"]["spec"]["serviceAccountName"],
+        "ramp-dashboard"
+    );
+    // The operator's selector does not pick up the dashboard's pods, and back.
+    let pod_labels = &d["spec"]["template"]["metadata"]["labels"];
+    let op = objs.get("Deployment", "ramp");
+    let op_selector = op["spec"]["selector"]["matchLabels"].as_object().unwrap();
+    assert!(
+        !op_selector.iter().all(|(k, v)| &pod_labels[k] == v),
+        "the operator's selector {op_selector:?} matches the dashboard's pods {pod_labels}"
+    );
+    let svc = objs.get("Service", "ramp-dashboard");
+    for (k, v) in svc["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(
+            &pod_labels[k], v,
+            "the Service selects the dashboard's pods"
+        );
+    }
+    assert_eq!(svc["spec"]["ports"][0]["port"], 3100);
+    assert_eq!(svc["spec"]["type"], "ClusterIP");
+    objs.get("ServiceAccount", "ramp-dashboard");
+    let binding = objs.get("ClusterRoleBinding", "ramp-dashboard");
+    assert_eq!(binding["roleRef"]["name"], "ramp-dashboard");
+    assert_eq!(binding["subjects"][0]["name"], "ramp-dashboard");
+    // Read-only: the ClusterRole only reads.
+    let rules = dashboard_rules(objs.get("ClusterRole", "ramp-dashboard"));
+    for ((g, r), verbs) in &rules {
+        for v in verbs {
+            assert!(
+                ["get", "list", "watch"].contains(&v.as_str()),
+                "read-only dashboard may {v} {r}.{g}"
+            );
+        }
+    }
+    assert!(rules.contains_key(&("rollouts.ramp.dev".into(), "rollouts".into())));
+    assert!(rules.contains_key(&("networking.istio.io".into(), "virtualservices".into())));
+}
+
+#[test]
+fn the_dashboard_with_actions_in_one_namespace() {
+    let Some(python) = python("the_dashboard_with_actions_in_one_namespace") else {
+        return;
+    };
+    let helm = Helm::new(python, None);
+    let values = json!({"dashboard": {
+        "enabled": true, "readOnly": false, "namespace": "shop", "port": 8081,
+        "image": {"repository": "registry.example.com/kubectl-ramp", "tag": "v2", "pullPolicy": "Always"}
+    }});
+    let report = helm.ok(&["lint"], Some(&values))["lint"].clone();
+    assert_eq!(report["errors"], json!([]), "{report}");
+    let objs = helm.render("edge", &values);
+    let d = objs.get("Deployment", "edge-ramp-dashboard");
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["image"], "registry.example.com/kubectl-ramp:v2");
+    assert_eq!(c["imagePullPolicy"], "Always");
+    assert_eq!(
+        str_list(&c["args"]),
+        vec![
+            "dashboard",
+            "--address=0.0.0.0",
+            "--port=8081",
+            "--namespace=shop"
+        ]
+    );
+    assert_eq!(c["ports"][0]["containerPort"], 8081);
+    // Bound in the namespace it shows only.
+    let binding = objs.get("RoleBinding", "edge-ramp-dashboard");
+    assert_eq!(binding["metadata"]["namespace"], "shop");
+    assert!(
+        !objs
+            .keys()
+            .contains(&("ClusterRoleBinding".into(), "edge-ramp-dashboard".into()))
+    );
+    // The writes of the plugin's actions, and no more.
+    let rules = dashboard_rules(objs.get("ClusterRole", "edge-ramp-dashboard"));
+    let verbs = |g: &str, r: &str| -> Vec<String> {
+        rules
+            .get(&(g.to_string(), r.to_string()))
+            .map(|v| v.iter().cloned().collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(verbs("rollouts.ramp.dev", "rollouts/status"), vec!["patch"]);
+    assert_eq!(
+        verbs("rollouts.ramp.dev", "rollouts"),
+        vec!["get", "list", "patch", "watch"]
+    );
+    assert_eq!(
+        verbs("apps", "deployments"),
+        vec!["get", "list", "patch", "watch"]
+    );
+    assert_eq!(verbs("", "events"), vec!["create", "list", "watch"]);
+    assert_eq!(verbs("", "services"), vec!["list", "watch"]);
+    assert!(!rules.values().flatten().any(|v| v == "delete" || v == "*"));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -72,6 +72,114 @@ impl Plan {
     }
 }
 
+/// A user action, as the CLI subcommands and the dashboard's buttons name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `approve [--step N] [--force]`.
+    Approve {
+        /// Only approve at this step.
+        step: Option<i32>,
+        /// Approve while analysis fails.
+        force: bool,
+    },
+    /// `promote --full`.
+    PromoteFull,
+    /// `abort`.
+    Abort,
+    /// `retry`.
+    Retry,
+    /// `pause`.
+    Pause,
+    /// `resume`.
+    Resume,
+    /// `undo` (needs the workload and the stable ReplicaSets: see `run::execute`).
+    Undo,
+}
+
+impl Action {
+    /// Every action the dashboard offers, by its URL name.
+    pub const NAMES: [&'static str; 7] = [
+        "approve",
+        "promote-full",
+        "abort",
+        "retry",
+        "pause",
+        "resume",
+        "undo",
+    ];
+
+    /// The action for a URL name (`approve`, `promote-full`, ...).
+    pub fn from_name(name: &str) -> Option<Action> {
+        Some(match name {
+            "approve" => Action::Approve {
+                step: None,
+                force: false,
+            },
+            "promote-full" => Action::PromoteFull,
+            "abort" => Action::Abort,
+            "retry" => Action::Retry,
+            "pause" => Action::Pause,
+            "resume" => Action::Resume,
+            "undo" => Action::Undo,
+            _ => return None,
+        })
+    }
+
+    /// The plan for every action but `undo` (which reads more objects; its
+    /// plan is [`undo`]). `None` for `undo`.
+    pub fn plan(self, ro: &Rollout) -> Option<Result<Plan>> {
+        Some(match self {
+            Action::Approve { step, force } => approve_with(ro, step, force),
+            Action::PromoteFull => promote_full(ro),
+            Action::Abort => abort(ro),
+            Action::Retry => retry(ro),
+            Action::Pause => Ok(set_paused(ro, true)),
+            Action::Resume => Ok(set_paused(ro, false)),
+            Action::Undo => return None,
+        })
+    }
+
+    /// Whether the action would do something now (a plan that is not a
+    /// refusal and writes something); `undo` is offered while a rollout is
+    /// in flight or aborted.
+    pub fn applies(self, ro: &Rollout) -> bool {
+        match self.plan(ro) {
+            Some(Ok(p)) => p.write != Write::Nothing,
+            Some(Err(_)) => false,
+            None => {
+                canary(ro).is_some_and(|c| !c.stable_revision.is_empty())
+                    && matches!(
+                        phase(ro),
+                        Some(RolloutPhase::Progressing | RolloutPhase::Aborted)
+                    )
+            }
+        }
+    }
+}
+
+/// The step the user saw when asking for an action (the dashboard sends it),
+/// so the guard pins that step rather than whatever the server has now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// `currentStepIndex` as shown.
+    pub step: i32,
+    /// `currentStepState` as shown.
+    pub state: StepState,
+}
+
+/// `ro` with the canary position the user saw: the plan made from it tests
+/// that position, so the server refuses it (HTTP 422) if the step moved on.
+pub fn as_seen(ro: &Rollout, seen: Option<Seen>) -> Rollout {
+    let mut ro = ro.clone();
+    if let Some(seen) = seen
+        && let Some(c) = ro.status.as_mut().and_then(|s| s.canary_status.as_mut())
+    {
+        c.current_step_index = seen.step;
+        c.current_step_state = seen.state;
+    }
+    ro
+}
+
 fn json_patch(ops: Value) -> Result<JsonPatch> {
     serde_json::from_value(ops).map_err(|e| Error::Api(format!("building the patch: {e}")))
 }

@@ -51,6 +51,30 @@ pub enum OutputFormat {
     Json,
 }
 
+/// `kubectl ramp dashboard` flags.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct DashboardArgs {
+    /// Address to listen on (0.0.0.0 to serve other machines: anyone who can reach it can act).
+    #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
+    pub address: std::net::IpAddr,
+    /// Port to listen on (0 picks a free one; the URL printed says which).
+    #[arg(long, default_value_t = 3100, value_name = "PORT")]
+    pub port: u16,
+    /// Show rollouts in all namespaces (else the namespace of -n or the context).
+    #[arg(short = 'A', long = "all-namespaces")]
+    pub all_namespaces: bool,
+    /// Open the URL in a browser (xdg-open / open).
+    #[arg(long)]
+    pub open: bool,
+    /// Show only: no action buttons, and action requests are refused (HTTP 403).
+    #[arg(long)]
+    pub read_only: bool,
+    /// Prometheus to chart analysis metrics from, for Rollouts that name none
+    /// (as the operator's --prometheus-url).
+    #[arg(long, value_name = "URL")]
+    pub prometheus_url: Option<String>,
+}
+
 /// Shells `completion` writes scripts for.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompletionShell {
@@ -146,6 +170,8 @@ pub enum Command {
         #[arg(short = 'f', long = "filename", value_name = "FILE")]
         filename: PathBuf,
     },
+    /// Serve a live web dashboard of the rollouts (prints its URL).
+    Dashboard(DashboardArgs),
     /// Print a shell completion script.
     Completion {
         /// bash, zsh or fish.
@@ -315,6 +341,24 @@ mod tests {
                 force: false,
             }
         );
+        let cli = parse(&["dashboard", "--port", "0", "-A", "--read-only"]).unwrap();
+        assert_eq!(
+            cli.command,
+            Command::Dashboard(DashboardArgs {
+                address: std::net::IpAddr::from([127, 0, 0, 1]),
+                port: 0,
+                all_namespaces: true,
+                open: false,
+                read_only: true,
+                prometheus_url: None,
+            })
+        );
+        let cli = parse(&["dashboard"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Dashboard(DashboardArgs { port: 3100, .. })
+        ));
+        assert!(parse(&["dashboard", "--address", "localhost:1"]).is_err());
         let cli = parse(&[
             "--kubeconfig",
             "/tmp/kc",

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod cluster;
 pub mod complete;
 pub mod convert;
+pub mod dashboard;
 pub mod error;
 pub mod model;
 pub mod render;

@@ -5,10 +5,11 @@ use std::io::{IsTerminal, Write as _};
 use clap::CommandFactory;
 use ramp_api::Rollout;
 
-use crate::actions::{self, Plan, Write};
+use crate::actions::{self, Action, Plan, Seen, Write};
 use crate::cli::{Cli, Command, CompletionShell, OutputFormat};
 use crate::cluster::{self, Cluster};
 use crate::convert::convert_manifest;
+use crate::dashboard;
 use crate::error::{Error, Result};
 use crate::model::{self, OPERATOR_TIMEOUT_ENV, operator_stalled, stall_seconds};
 use crate::render::{StatusInput, Style, render_list, render_status};
@@ -102,29 +103,27 @@ pub async fn run(cli: Cli) -> Result<()> {
             rollout,
             step,
             force,
-        } => {
-            act(&cluster, &rollout, |ro| {
-                actions::approve_with(ro, step, force)
-            })
-            .await
-        }
+        } => act(&cluster, &rollout, Action::Approve { step, force }).await,
         Command::Promote {
             rollout,
             full: false,
-        } => act(&cluster, &rollout, |ro| actions::approve(ro, None)).await,
+        } => {
+            let approve = Action::Approve {
+                step: None,
+                force: false,
+            };
+            act(&cluster, &rollout, approve).await
+        }
         Command::Promote {
             rollout,
             full: true,
-        } => act(&cluster, &rollout, actions::promote_full).await,
-        Command::Abort { rollout } => act(&cluster, &rollout, actions::abort).await,
-        Command::Retry { rollout } => act(&cluster, &rollout, actions::retry).await,
-        Command::Pause { rollout } => {
-            act(&cluster, &rollout, |ro| Ok(actions::set_paused(ro, true))).await
-        }
-        Command::Resume { rollout } => {
-            act(&cluster, &rollout, |ro| Ok(actions::set_paused(ro, false))).await
-        }
-        Command::Undo { rollout } => undo(&cluster, &rollout).await,
+        } => act(&cluster, &rollout, Action::PromoteFull).await,
+        Command::Abort { rollout } => act(&cluster, &rollout, Action::Abort).await,
+        Command::Retry { rollout } => act(&cluster, &rollout, Action::Retry).await,
+        Command::Pause { rollout } => act(&cluster, &rollout, Action::Pause).await,
+        Command::Resume { rollout } => act(&cluster, &rollout, Action::Resume).await,
+        Command::Undo { rollout } => act(&cluster, &rollout, Action::Undo).await,
+        Command::Dashboard(opts) => dashboard::serve(cluster, opts).await,
         Command::Version | Command::Completion { .. } | Command::Convert { .. } => Ok(()),
     }
 }
@@ -195,46 +194,72 @@ fn convert(filename: &std::path::Path) -> Result<()> {
     print(&out.yaml)
 }
 
-/// Refuses when the operator has never written a status; warns when it lags.
-fn check_operator(ro: &Rollout) -> Result<()> {
+/// Refuses when the operator has never written a status; a warning when it lags.
+fn check_operator(ro: &Rollout) -> Result<Option<String>> {
     if let Some(msg) = operator_stalled(ro, jiff::Timestamp::now(), stall_threshold()) {
         if ro.status.as_ref().is_none_or(|s| s.phase.is_none()) {
             return Err(Error::OperatorStalled(msg));
         }
-        eprintln!("warning: {msg}");
+        return Ok(Some(msg));
     }
-    Ok(())
+    Ok(None)
 }
 
-async fn act(
+/// What an action did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The line saying what was done (`rollout 'x' approved step 2/3`).
+    pub done: String,
+    /// Warnings: the operator lags, the Event could not be recorded.
+    pub warnings: Vec<String>,
+}
+
+/// Runs an action on rollout `name` in `cluster.namespace`, as `kubectl ramp
+/// ACTION` does: read the Rollout, check the operator, plan (pure, in
+/// [`actions`]), send the guarded write, record the Event. With `seen`, the
+/// guard pins the step the user saw instead of the one just read (the
+/// dashboard), so a step that moved on meanwhile is refused by the server.
+/// The CLI and the dashboard both call this.
+pub async fn execute(
     cluster: &Cluster,
     name: &str,
-    plan: impl FnOnce(&Rollout) -> Result<Plan>,
-) -> Result<()> {
-    let ro = cluster.get_rollout(name).await?;
-    check_operator(&ro)?;
-    let plan = plan(&ro)?;
-    finish(cluster, &ro, &plan).await
-}
-
-async fn finish(cluster: &Cluster, ro: &Rollout, plan: &Plan) -> Result<()> {
-    cluster.apply(ro, plan).await?;
-    print(&format!("{}\n", plan.done))?;
+    action: Action,
+    seen: Option<Seen>,
+) -> Result<Outcome> {
+    let fresh = cluster.get_rollout(name).await?;
+    let mut warnings: Vec<String> = check_operator(&fresh)?.into_iter().collect();
+    let ro = actions::as_seen(&fresh, seen);
+    let plan = match action.plan(&ro) {
+        Some(plan) => plan?,
+        None => undo_plan(cluster, &ro).await?,
+    };
+    cluster.apply(&ro, &plan).await?;
     if plan.write != Write::Nothing {
         let user = cluster.whoami().await;
-        if let Err(e) = cluster.record(ro, &plan.event, &user).await {
-            eprintln!(
-                "warning: could not record an Event on rollout '{}': {e}",
-                model::name(ro)
-            );
+        if let Err(e) = cluster.record(&ro, &plan.event, &user).await {
+            warnings.push(format!(
+                "could not record an Event on rollout '{}': {e}",
+                model::name(&ro)
+            ));
         }
+    }
+    Ok(Outcome {
+        done: plan.done,
+        warnings,
+    })
+}
+
+async fn act(cluster: &Cluster, name: &str, action: Action) -> Result<()> {
+    let out = execute(cluster, name, action, None).await?;
+    print(&format!("{}\n", out.done))?;
+    for w in &out.warnings {
+        eprintln!("warning: {w}");
     }
     Ok(())
 }
 
-async fn undo(cluster: &Cluster, name: &str) -> Result<()> {
-    let ro = cluster.get_rollout(name).await?;
-    check_operator(&ro)?;
+async fn undo_plan(cluster: &Cluster, ro: &Rollout) -> Result<Plan> {
+    let name = model::name(ro);
     let w = &ro.spec.workload_ref.name;
     let Some(deployment) = cluster.deployment(w).await? else {
         return Err(Error::NotFound(format!(
@@ -242,7 +267,7 @@ async fn undo(cluster: &Cluster, name: &str) -> Result<()> {
             cluster.namespace
         )));
     };
-    let stable = model::canary(&ro)
+    let stable = model::canary(ro)
         .map(|c| c.stable_revision.clone())
         .unwrap_or_default();
     let replicasets = if stable.is_empty() {
@@ -250,6 +275,5 @@ async fn undo(cluster: &Cluster, name: &str) -> Result<()> {
     } else {
         cluster.replicasets_with_hash(&stable).await?
     };
-    let plan = actions::undo(&ro, &deployment, &replicasets)?;
-    finish(cluster, &ro, &plan).await
+    actions::undo(ro, &deployment, &replicasets)
 }
