@@ -9,6 +9,8 @@
 //! VirtualService change on the server and the page showing it is measured
 //! and printed (`dashboard latency: ...`), not asserted.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};

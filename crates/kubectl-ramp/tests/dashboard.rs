@@ -3,6 +3,8 @@
 //! the list and rollout views, live pushes, the guarded actions through the
 //! CLI's code, read-only mode, and the bounded snapshot.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

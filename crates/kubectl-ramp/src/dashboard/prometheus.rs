@@ -63,7 +63,10 @@ pub fn queries(ro: &Rollout) -> Vec<(String, Result<String, String>)> {
     a.metrics
         .iter()
         .map(|m| {
-            let template = m.query.as_deref().or_else(|| builtin_query(&m.name));
+            let template = m
+                .query
+                .as_deref()
+                .or_else(|| builtin_query(a.provider(), &m.name));
             let q = match template {
                 None => Err(format!("'{}' has no query", m.name)),
                 // The stable pods' hash needs the stable ReplicaSet, which
