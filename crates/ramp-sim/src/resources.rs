@@ -880,12 +880,46 @@ pub fn default_and_validate_builtin(
                         Value::String("Cluster".into()),
                     );
                 }
+                let node_ports = matches!(ty.as_str(), "NodePort" | "LoadBalancer");
+                if node_ports {
+                    default_field(
+                        spec,
+                        "externalTrafficPolicy",
+                        Value::String("Cluster".into()),
+                    );
+                }
+                let old_ports = old
+                    .and_then(|o| o.pointer("/spec/ports"))
+                    .and_then(Value::as_array);
                 if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
                     for (i, p) in ports.iter_mut().enumerate() {
                         let Some(pm) = p.as_object_mut() else {
                             continue;
                         };
                         default_field(pm, "protocol", Value::String("TCP".into()));
+                        // NodePort and LoadBalancer Services get a node port from
+                        // 30000-32767 (kept across updates, as kube-apiserver does).
+                        if node_ports
+                            && pm
+                                .get("nodePort")
+                                .and_then(Value::as_i64)
+                                .is_none_or(|n| n == 0)
+                        {
+                            let kept = old_ports
+                                .and_then(|ps| {
+                                    ps.iter().find(|o| {
+                                        o.get("port") == pm.get("port")
+                                            && o.get("name") == pm.get("name")
+                                    })
+                                })
+                                .and_then(|o| o.get("nodePort"))
+                                .filter(|n| n.as_i64().is_some_and(|n| n > 0))
+                                .cloned();
+                            let port = kept.unwrap_or_else(|| {
+                                serde_json::json!(rand::random_range(30000..=32767u16))
+                            });
+                            pm.insert("nodePort".into(), port);
+                        }
                         match pm.get("port").and_then(Value::as_i64) {
                             Some(port) if (1..=65535).contains(&port) => {
                                 default_field(pm, "targetPort", serde_json::json!(port));
