@@ -1170,6 +1170,7 @@ impl Store {
         let meta = meta_mut(&mut obj)?;
         meta.insert("uid".into(), json!(new_uid()));
         meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+        resources::prepare_for_create(&rt, &mut obj);
         if tracks_generation(&rt, &obj)
             && let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut)
         {

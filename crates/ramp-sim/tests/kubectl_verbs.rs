@@ -8,46 +8,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers
 
-use ramp_sim::TestCluster;
 use serde_json::{Value, json};
 
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-async fn run(c: &TestCluster, args: &[&str], stdin: Option<&str>) -> Out {
-    let out = c.kubectl_output(args, stdin).await.expect("kubectl runs");
-    Out {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// Runs kubectl, which must succeed, and returns its stdout.
-async fn ok(c: &TestCluster, args: &[&str]) -> String {
-    let o = run(c, args, None).await;
-    assert!(o.ok, "kubectl {args:?} failed:\n{}\n{}", o.stdout, o.stderr);
-    o.stdout
-}
-
-/// `kubectl get TYPE NAME -o json`, parsed.
-async fn get(c: &TestCluster, args: &[&str]) -> Value {
-    let mut a = vec!["get"];
-    a.extend_from_slice(args);
-    a.extend_from_slice(&["-o", "json"]);
-    serde_json::from_str(&ok(c, &a).await).unwrap()
-}
-
-/// Creates with a generator and checks kubectl's line (`<resource>/<name> created`).
-async fn create(c: &TestCluster, args: &[&str], printed: &str) {
-    let mut a = vec!["create"];
-    a.extend_from_slice(args);
-    let out = ok(c, &a).await;
-    assert_eq!(out.trim(), printed, "kubectl {a:?}");
-}
+mod kubectl_support;
+use kubectl_support::*;
 
 #[tokio::test]
 async fn create_generators_for_workloads_services_and_rbac() {
@@ -368,5 +332,244 @@ async fn create_generators_for_config_secrets_and_namespaces() {
     assert_eq!(s["type"], "kubernetes.io/tls");
     let keys: Vec<&String> = s["data"].as_object().unwrap().keys().collect();
     assert_eq!(keys, ["tls.crt", "tls.key"]);
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn create_generators_for_jobs_cronjobs_quotas_priority_classes_and_tokens() {
+    let (c, _controllers) = cluster_with_controllers().await;
+
+    create(
+        &c,
+        &[
+            "job",
+            "pi",
+            "--image=perl:5.34",
+            "--",
+            "perl",
+            "-e",
+            "print 1",
+        ],
+        "job.batch/pi created",
+    )
+    .await;
+    let job = get(&c, &["job", "pi"]).await;
+    let uid = job["metadata"]["uid"].as_str().unwrap().to_string();
+    // The server generates the selector from the uid and labels the template.
+    assert_eq!(
+        job["spec"]["selector"],
+        json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}})
+    );
+    let labels = &job["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(labels["batch.kubernetes.io/job-name"], "pi");
+    assert_eq!(labels["job-name"], "pi");
+    assert_eq!(job["spec"]["template"]["spec"]["restartPolicy"], "Never");
+    assert_eq!(job["spec"]["completions"], 1);
+    assert_eq!(job["spec"]["parallelism"], 1);
+    assert_eq!(job["spec"]["backoffLimit"], 6);
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["command"],
+        json!(["perl", "-e", "print 1"])
+    );
+
+    let waited = ok(
+        &c,
+        &[
+            "wait",
+            "--for=condition=complete",
+            "job/pi",
+            "--timeout=30s",
+        ],
+    )
+    .await;
+    assert_eq!(waited.trim(), "job.batch/pi condition met");
+    let job = get(&c, &["job", "pi"]).await;
+    assert_eq!(job["status"]["succeeded"], 1);
+    assert!(job["status"]["completionTime"].is_string(), "{job}");
+    let pods = get(&c, &["pods", "-l", "job-name=pi"]).await;
+    let items = pods["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{pods}");
+    assert_eq!(items[0]["status"]["phase"], "Succeeded");
+    assert_eq!(items[0]["metadata"]["ownerReferences"][0]["kind"], "Job");
+    // The table kubectl prints.
+    let table = ok(&c, &["get", "job", "pi"]).await;
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]);
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(&row[..3], ["pi", "Complete", "1/1"]);
+
+    // A Job whose pods fail: Failed once more than backoffLimit pods failed.
+    let failing = r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: flaky}
+spec:
+  backoffLimit: 1
+  template:
+    metadata:
+      annotations: {sim.ramp.dev/exit-code: "1"}
+    spec:
+      restartPolicy: Never
+      containers: [{name: main, image: busybox}]
+"#;
+    let o = run(&c, &["apply", "-f", "-"], Some(failing)).await;
+    assert!(o.ok, "{}", o.stderr);
+    let waited = ok(
+        &c,
+        &[
+            "wait",
+            "--for=condition=failed",
+            "job/flaky",
+            "--timeout=30s",
+        ],
+    )
+    .await;
+    assert_eq!(waited.trim(), "job.batch/flaky condition met");
+    let job = get(&c, &["job", "flaky"]).await;
+    assert_eq!(job["status"]["failed"], 2);
+    let failed = job["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Failed")
+        .cloned()
+        .unwrap();
+    assert_eq!(failed["reason"], "BackoffLimitExceeded");
+
+    // A Job's pods may not restart Always.
+    let bad = r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: bad}
+spec:
+  template:
+    spec:
+      containers: [{name: main, image: busybox}]
+"#;
+    let o = run(&c, &["apply", "-f", "-"], Some(bad)).await;
+    assert!(!o.ok);
+    assert!(
+        o.stderr.contains(r#"The Job "bad" is invalid: spec.template.spec.restartPolicy: Required value: valid values: "OnFailure", "Never""#),
+        "{}",
+        o.stderr
+    );
+
+    create(
+        &c,
+        &[
+            "cronjob",
+            "hello",
+            "--image=busybox",
+            "--schedule=*/1 * * * *",
+            "--",
+            "date",
+        ],
+        "cronjob.batch/hello created",
+    )
+    .await;
+    let cj = get(&c, &["cronjob", "hello"]).await;
+    assert_eq!(cj["spec"]["schedule"], "*/1 * * * *");
+    assert_eq!(cj["spec"]["concurrencyPolicy"], "Allow");
+    assert_eq!(cj["spec"]["successfulJobsHistoryLimit"], 3);
+    assert_eq!(cj["spec"]["failedJobsHistoryLimit"], 1);
+    assert_eq!(
+        cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"],
+        "OnFailure"
+    );
+    let o = run(
+        &c,
+        &[
+            "create",
+            "cronjob",
+            "bad",
+            "--image=busybox",
+            "--schedule=61 * * * *",
+        ],
+        None,
+    )
+    .await;
+    assert!(!o.ok);
+    assert!(
+        o.stderr.contains(
+            r#"CronJob.batch "bad" is invalid: spec.schedule: Invalid value: "61 * * * *""#
+        ),
+        "{}",
+        o.stderr
+    );
+    // A Job from the CronJob's template, owned by it, annotated as manually instantiated.
+    create(
+        &c,
+        &["job", "hello-now", "--from=cronjob/hello"],
+        "job.batch/hello-now created",
+    )
+    .await;
+    let job = get(&c, &["job", "hello-now"]).await;
+    assert_eq!(
+        job["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"],
+        "manual"
+    );
+    assert_eq!(job["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+    ok(
+        &c,
+        &[
+            "wait",
+            "--for=condition=complete",
+            "job/hello-now",
+            "--timeout=30s",
+        ],
+    )
+    .await;
+
+    create(
+        &c,
+        &["quota", "compute", "--hard=cpu=1,memory=1Gi,pods=2"],
+        "resourcequota/compute created",
+    )
+    .await;
+    let q = get(&c, &["quota", "compute"]).await;
+    assert_eq!(
+        q["spec"]["hard"],
+        json!({"cpu": "1", "memory": "1Gi", "pods": "2"})
+    );
+
+    create(
+        &c,
+        &[
+            "priorityclass",
+            "high",
+            "--value=1000",
+            "--description=high priority",
+        ],
+        "priorityclass.scheduling.k8s.io/high created",
+    )
+    .await;
+    let pc = get(&c, &["priorityclass", "high"]).await;
+    assert_eq!(pc["value"], 1000);
+    assert_eq!(pc["description"], "high priority");
+    assert_eq!(pc["preemptionPolicy"], "PreemptLowerPriority");
+    assert_eq!(pc["globalDefault"], false);
+
+    create(&c, &["serviceaccount", "ci"], "serviceaccount/ci created").await;
+    let token = ok(&c, &["create", "token", "ci", "--duration=2h"]).await;
+    let parts: Vec<&str> = token.trim().split('.').collect();
+    assert_eq!(parts.len(), 3, "a JWT: {token}");
+    use base64::Engine as _;
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[1])
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["sub"], "system:serviceaccount:default:ci");
+    let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+    assert_eq!(lifetime, 7200);
+    let o = run(&c, &["create", "token", "nobody"], None).await;
+    assert!(!o.ok);
+    assert!(
+        o.stderr.contains(r#"serviceaccounts "nobody" not found"#),
+        "{}",
+        o.stderr
+    );
     c.shutdown().await;
 }
