@@ -266,6 +266,26 @@ pub fn builtin_types() -> Vec<ResourceType> {
         R::builtin(
             "",
             "v1",
+            "persistentvolumes",
+            "PersistentVolume",
+            false,
+            &["pv"],
+            true,
+        ),
+        R::builtin(
+            "",
+            "v1",
+            "replicationcontrollers",
+            "ReplicationController",
+            true,
+            &["rc"],
+            true,
+        )
+        .with_scale()
+        .in_all(),
+        R::builtin(
+            "",
+            "v1",
             "persistentvolumeclaims",
             "PersistentVolumeClaim",
             true,
