@@ -15,6 +15,8 @@
 //! Status; [`PatchError::code`] and [`PatchError::reason`] give its HTTP code
 //! and Status reason.
 
+pub mod managed;
+
 use serde_json::{Map, Value};
 
 /// Why a patch could not be applied.

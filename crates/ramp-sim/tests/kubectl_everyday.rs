@@ -626,3 +626,109 @@ async fn auth_can_i_api_resources_and_explain() {
     );
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn apply_server_side_tracks_field_owners_and_reports_conflicts() {
+    let c = TestCluster::start().await.unwrap();
+    let cm = |data: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings}}\ndata: {data}\n")
+    };
+    let apply = async |manager: &str, data: &str, extra: &[&str]| {
+        let flag = format!("--field-manager={manager}");
+        let mut args = vec!["apply", "--server-side", flag.as_str(), "-f", "-"];
+        args.extend_from_slice(extra);
+        run(&c, &args, Some(&cm(data))).await
+    };
+    let o = apply("alice", "{color: blue, size: L}", &[]).await;
+    assert!(o.ok, "{}", o.stderr);
+    assert_eq!(o.stdout.trim(), "configmap/settings serverside-applied");
+
+    // bob changing alice's field: a conflict naming her and the field; nothing changes.
+    let o = apply("bob", "{color: red}", &[]).await;
+    assert!(!o.ok);
+    assert!(
+        o.stderr
+            .contains(r#"Apply failed with 1 conflict: conflict with "alice": .data.color"#),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(
+        get(&c, &["configmap", "settings"]).await["data"]["color"],
+        "blue"
+    );
+    // Setting the same value is shared ownership, not a conflict.
+    let o = apply("bob", "{color: blue}", &[]).await;
+    assert!(o.ok, "{}", o.stderr);
+    // Forced, bob takes the field over.
+    let o = apply("bob", "{color: red}", &["--force-conflicts"]).await;
+    assert!(o.ok, "{}", o.stderr);
+    let obj = get(&c, &["configmap", "settings", "--show-managed-fields"]).await;
+    assert_eq!(obj["data"], json!({"color": "red", "size": "L"}));
+    let owners: Vec<(String, String, Value)> = obj["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["manager"].as_str().unwrap().to_string(),
+                e["operation"].as_str().unwrap().to_string(),
+                e["fieldsV1"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        owners,
+        [
+            (
+                "alice".into(),
+                "Apply".into(),
+                json!({"f:data": {"f:size": {}}})
+            ),
+            (
+                "bob".into(),
+                "Apply".into(),
+                json!({"f:data": {"f:color": {}}})
+            )
+        ]
+    );
+    // managedFields are hidden from -o json unless asked for.
+    assert!(
+        get(&c, &["configmap", "settings"]).await["metadata"]
+            .get("managedFields")
+            .is_none()
+    );
+
+    // alice drops size from her configuration: it is removed. color is bob's: it stays.
+    let o = apply("alice", "{}", &[]).await;
+    assert!(o.ok, "{}", o.stderr);
+    assert_eq!(
+        get(&c, &["configmap", "settings"]).await["data"],
+        json!({"color": "red"})
+    );
+
+    // A field changed by a plain update belongs to that writer: re-applying the old value
+    // conflicts with it.
+    let o = apply("bob", "{color: red, mode: auto}", &[]).await;
+    assert!(o.ok, "{}", o.stderr);
+    ok(
+        &c,
+        &[
+            "patch",
+            "configmap",
+            "settings",
+            "-p",
+            r#"{"data":{"mode":"manual"}}"#,
+        ],
+    )
+    .await;
+    let o = apply("bob", "{color: red, mode: auto}", &[]).await;
+    assert!(!o.ok);
+    assert!(
+        o.stderr.contains(
+            r#"Apply failed with 1 conflict: conflict with "kubectl-patch" using v1: .data.mode"#
+        ),
+        "{}",
+        o.stderr
+    );
+    c.shutdown().await;
+}
