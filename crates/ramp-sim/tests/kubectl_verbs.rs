@@ -52,6 +52,18 @@ async fn create_generators_for_workloads_services_and_rbac() {
     assert_eq!(d["spec"]["progressDeadlineSeconds"], 600);
     assert_eq!(d["metadata"]["generation"], 1);
 
+    // A pointer field's zero survives protobuf (a Deployment scaled to zero stays at zero).
+    create(
+        &c,
+        &["deployment", "idle", "--image=nginx", "--replicas=0"],
+        "deployment.apps/idle created",
+    )
+    .await;
+    assert_eq!(
+        get(&c, &["deployment", "idle"]).await["spec"]["replicas"],
+        0
+    );
+
     create(
         &c,
         &["service", "clusterip", "my-cs", "--tcp=5678:8080"],
