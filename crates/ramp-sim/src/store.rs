@@ -221,9 +221,10 @@ pub struct WriteOptions {
     pub dry_run: bool,
     /// `fieldValidation`.
     pub field_validation: FieldValidation,
-    /// `fieldManager` (required for server-side apply).
+    /// `fieldManager` (required for server-side apply; creates and updates that name one are
+    /// recorded in `managedFields`).
     pub field_manager: Option<String>,
-    /// `force` (server-side apply; conflicts are not tracked, so it changes nothing).
+    /// `force` (server-side apply): take over fields other managers own instead of a 409.
     pub force: bool,
 }
 
@@ -1170,6 +1171,17 @@ impl Store {
         meta.insert("uid".into(), json!(new_uid()));
         meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
         resources::prepare_for_create(&rt, &mut obj);
+        if let Some(manager) = opts.field_manager.as_deref().filter(|m| !m.is_empty()) {
+            let api_version = rt.api_version(&version);
+            let now = now_rfc3339();
+            let writer = patch::managed::Writer {
+                manager,
+                api_version: &api_version,
+                time: &now,
+                subresource: None,
+            };
+            patch::managed::record_create(&mut obj, &rt.kind, !rt.is_custom(), &writer);
+        }
         if tracks_generation(&rt, &obj)
             && let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut)
         {

@@ -730,5 +730,34 @@ async fn apply_server_side_tracks_field_owners_and_reports_conflicts() {
         "{}",
         o.stderr
     );
+    // The creator owns what it created: applying another image to a Deployment made with
+    // `kubectl create` conflicts with "kubectl-create" (the upgrade path from imperative
+    // commands that the server-side apply documentation describes).
+    create(
+        &c,
+        &["deployment", "nginx", "--image=nginx"],
+        "deployment.apps/nginx created",
+    )
+    .await;
+    let manifest = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: nginx, labels: {app: nginx}}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: nginx}}\n  template:\n    metadata: {labels: {app: nginx}}\n    spec:\n      containers: [{name: nginx, image: \"nginx:1.27\"}]\n";
+    let o = run(&c, &["apply", "--server-side", "-f", "-"], Some(manifest)).await;
+    assert!(!o.ok);
+    assert!(
+        o.stderr.contains(r#"Apply failed with 1 conflict: conflict with "kubectl-create" using apps/v1: .spec.template.spec.containers[name="nginx"].image"#),
+        "{}",
+        o.stderr
+    );
+    let o = run(
+        &c,
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        Some(manifest),
+    )
+    .await;
+    assert!(o.ok, "{}", o.stderr);
+    let d = get(&c, &["deployment", "nginx"]).await;
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.27"
+    );
     c.shutdown().await;
 }

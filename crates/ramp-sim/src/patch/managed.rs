@@ -13,9 +13,10 @@
 //!   now, and owned by nobody else;
 //! - merges the configuration into the object and records the set.
 //!
-//! A non-apply write to an object that has managed fields records the leaves
-//! it changed for its field manager (operation `Update`), taking them from
-//! the other managers. The work is proportional to the object's size.
+//! A create that names a field manager records it as owning every field
+//! (operation `Update`); a later non-apply write that names one, to an object
+//! that has managed fields, records the leaves it changed for it, taking them
+//! from the other managers. The work is proportional to the object's size.
 
 use serde_json::{Map, Value, json};
 
@@ -574,6 +575,20 @@ pub fn record_update(old: &Value, new: &mut Value, kind: &str, keyed: bool, w: &
         }
     }
     store_entries(new, list);
+}
+
+/// Records a create (operation `Update`, as kube-apiserver names it) by `w.manager`: it owns
+/// every field of the new object but its status. Nothing when the object already carries
+/// managed fields (a create through apply).
+pub fn record_create(obj: &mut Value, kind: &str, keyed: bool, w: &Writer<'_>) {
+    if has_managed_fields(obj) {
+        return;
+    }
+    let set = Ctx { kind, keyed }.object_set(obj, false);
+    if set.is_empty() {
+        return;
+    }
+    store_entries(obj, vec![new_entry(w, "Update", set)]);
 }
 
 fn insert_path(set: &mut Map<String, Value>, path: &[String]) {
