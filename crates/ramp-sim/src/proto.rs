@@ -1086,6 +1086,20 @@ mod tests {
     }
 
     #[test]
+    fn every_built_in_kind_the_sim_serves_is_decoded() {
+        for rt in crate::resources::builtin_types() {
+            for v in &rt.versions {
+                let api_version = rt.api_version(&v.name);
+                assert!(
+                    supported_types().contains(&(api_version.as_str(), rt.kind.as_str())),
+                    "{} ({api_version}) is served but not decoded from protobuf: add its module to codegen/proto_json.py",
+                    rt.kind
+                );
+            }
+        }
+    }
+
+    #[test]
     fn recognises_the_content_type() {
         assert!(is_protobuf("application/vnd.kubernetes.protobuf"));
         assert!(is_protobuf(
