@@ -102,6 +102,13 @@ pub fn api_resource_list(types: &[Arc<ResourceType>], group: &str, version: &str
                 "namespaced": rt.namespaced, "kind": rt.kind, "verbs": ["get", "patch", "update"],
             }));
         }
+        if rt.group.is_empty() && rt.resource == "serviceaccounts" {
+            resources.push(json!({
+                "name": "serviceaccounts/token", "singularName": "",
+                "namespaced": true, "group": "authentication.k8s.io", "version": "v1",
+                "kind": "TokenRequest", "verbs": ["create"],
+            }));
+        }
         if rt.scale(version).is_some() {
             resources.push(json!({
                 "name": format!("{}/scale", rt.resource), "singularName": "",
@@ -141,6 +148,13 @@ fn discovery_resource(rt: &ResourceType, version: &str) -> Value {
             "subresource": "status",
             "responseKind": {"group": rt.group, "version": version, "kind": rt.kind},
             "verbs": ["get", "patch", "update"],
+        }));
+    }
+    if rt.group.is_empty() && rt.resource == "serviceaccounts" {
+        subs.push(json!({
+            "subresource": "token",
+            "responseKind": {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"},
+            "verbs": ["create"],
         }));
     }
     if rt.scale(version).is_some() {

@@ -2,8 +2,10 @@
 //!
 //! What clients read from it: kubectl and Helm look for the `PATCH` operation of a kind (by its
 //! `x-kubernetes-group-version-kind`) and check that it accepts the `fieldValidation` query
-//! parameter before asking for server-side field validation. Custom resources carry their CRD
-//! schema; built-in kinds get a permissive schema (`x-kubernetes-preserve-unknown-fields`).
+//! parameter before asking for server-side field validation; `kubectl explain` walks the schemas.
+//! Custom resources carry their CRD schema; built-in kinds carry the Kubernetes 1.33 schemas as
+//! k8s-openapi describes them (generated with `schemars`, with every type they refer to), and a
+//! permissive schema (`x-kubernetes-preserve-unknown-fields`) for a kind not in that list.
 //!
 //! The `PATCH` request bodies deliberately do not list `application/strategic-merge-patch+json`:
 //! kubectl would then build strategic merge patches from these (metadata-free) schemas; without
@@ -44,7 +46,9 @@ pub fn group_versions(types: &[Arc<ResourceType>]) -> Vec<(String, String)> {
 pub fn index(types: &[Arc<ResourceType>]) -> Value {
     let mut paths = Map::new();
     for (g, v) in group_versions(types) {
-        let doc = document(types, &g, &v);
+        // The schemas the built-in kinds refer to never change: hashing without them is as
+        // good a version and much cheaper.
+        let doc = document_with(types, &g, &v, false);
         let mut h = DefaultHasher::new();
         doc.to_string().hash(&mut h);
         let p = gv_path(&g, &v);
@@ -156,7 +160,133 @@ const PATCH_TYPES: [&str; 3] = [
     "application/apply-patch+yaml",
 ];
 
+/// The OpenAPI schemas of the built-in kinds (by group, version, kind), and every schema they
+/// refer to (by component name), generated once from k8s-openapi's `JsonSchema` impls.
+struct BuiltinSchemas {
+    kinds: std::collections::HashMap<(&'static str, &'static str, &'static str), Value>,
+    components: Map<String, Value>,
+}
+
+fn builtin_schemas() -> &'static BuiltinSchemas {
+    static SCHEMAS: std::sync::LazyLock<BuiltinSchemas> = std::sync::LazyLock::new(|| {
+        use k8s_openapi::api as a;
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
+        let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
+        let mut kinds = std::collections::HashMap::new();
+        macro_rules! kinds {
+            ($($g:literal $v:literal $k:literal => $t:ty,)*) => {$(
+                let schema = generator.subschema_for::<$t>();
+                kinds.insert(($g, $v, $k), serde_json::to_value(schema).unwrap_or(Value::Null));
+            )*};
+        }
+        kinds! {
+            "" "v1" "Namespace" => a::core::v1::Namespace,
+            "" "v1" "Pod" => a::core::v1::Pod,
+            "" "v1" "Service" => a::core::v1::Service,
+            "" "v1" "Endpoints" => a::core::v1::Endpoints,
+            "" "v1" "ConfigMap" => a::core::v1::ConfigMap,
+            "" "v1" "Secret" => a::core::v1::Secret,
+            "" "v1" "ServiceAccount" => a::core::v1::ServiceAccount,
+            "" "v1" "Event" => a::core::v1::Event,
+            "" "v1" "Node" => a::core::v1::Node,
+            "" "v1" "PersistentVolume" => a::core::v1::PersistentVolume,
+            "" "v1" "PersistentVolumeClaim" => a::core::v1::PersistentVolumeClaim,
+            "" "v1" "ReplicationController" => a::core::v1::ReplicationController,
+            "" "v1" "ResourceQuota" => a::core::v1::ResourceQuota,
+            "apps" "v1" "Deployment" => a::apps::v1::Deployment,
+            "apps" "v1" "ReplicaSet" => a::apps::v1::ReplicaSet,
+            "apps" "v1" "StatefulSet" => a::apps::v1::StatefulSet,
+            "apps" "v1" "DaemonSet" => a::apps::v1::DaemonSet,
+            "batch" "v1" "Job" => a::batch::v1::Job,
+            "batch" "v1" "CronJob" => a::batch::v1::CronJob,
+            "autoscaling" "v2" "HorizontalPodAutoscaler" => a::autoscaling::v2::HorizontalPodAutoscaler,
+            "policy" "v1" "PodDisruptionBudget" => a::policy::v1::PodDisruptionBudget,
+            "networking.k8s.io" "v1" "Ingress" => a::networking::v1::Ingress,
+            "events.k8s.io" "v1" "Event" => a::events::v1::Event,
+            "coordination.k8s.io" "v1" "Lease" => a::coordination::v1::Lease,
+            "scheduling.k8s.io" "v1" "PriorityClass" => a::scheduling::v1::PriorityClass,
+            "apiextensions.k8s.io" "v1" "CustomResourceDefinition" => apiext::CustomResourceDefinition,
+            "admissionregistration.k8s.io" "v1" "MutatingWebhookConfiguration" => a::admissionregistration::v1::MutatingWebhookConfiguration,
+            "admissionregistration.k8s.io" "v1" "ValidatingWebhookConfiguration" => a::admissionregistration::v1::ValidatingWebhookConfiguration,
+            "rbac.authorization.k8s.io" "v1" "ClusterRole" => a::rbac::v1::ClusterRole,
+            "rbac.authorization.k8s.io" "v1" "ClusterRoleBinding" => a::rbac::v1::ClusterRoleBinding,
+            "rbac.authorization.k8s.io" "v1" "Role" => a::rbac::v1::Role,
+            "rbac.authorization.k8s.io" "v1" "RoleBinding" => a::rbac::v1::RoleBinding,
+            "authentication.k8s.io" "v1" "SelfSubjectReview" => a::authentication::v1::SelfSubjectReview,
+            "authentication.k8s.io" "v1" "TokenReview" => a::authentication::v1::TokenReview,
+            "authorization.k8s.io" "v1" "SelfSubjectAccessReview" => a::authorization::v1::SelfSubjectAccessReview,
+            "authorization.k8s.io" "v1" "SelfSubjectRulesReview" => a::authorization::v1::SelfSubjectRulesReview,
+            "authorization.k8s.io" "v1" "SubjectAccessReview" => a::authorization::v1::SubjectAccessReview,
+            "autoscaling" "v1" "Scale" => a::autoscaling::v1::Scale,
+        }
+        let mut components: Map<String, Value> =
+            generator.take_definitions(true).into_iter().collect();
+        // k8s-openapi marks `metadata` required (it is not optional in its Rust types);
+        // kube-apiserver's schemas do not.
+        for schema in components.values_mut() {
+            if let Some(req) = schema.get_mut("required").and_then(Value::as_array_mut) {
+                req.retain(|r| r != "metadata");
+                if req.is_empty()
+                    && let Some(o) = schema.as_object_mut()
+                {
+                    o.remove("required");
+                }
+            }
+        }
+        // The kinds are referred to by name: the schema itself is the component.
+        for ((g, v, k), schema) in &mut kinds {
+            let name = schema
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                .map(str::to_string);
+            if let Some(name) = name
+                && let Some(full) = components.get_mut(&name)
+            {
+                if let Some(o) = full.as_object_mut() {
+                    o.insert(
+                        "x-kubernetes-group-version-kind".into(),
+                        json!([gvk(g, v, k)]),
+                    );
+                }
+                *schema = full.clone();
+            }
+        }
+        BuiltinSchemas { kinds, components }
+    });
+    &SCHEMAS
+}
+
+/// The component names `schema` refers to (`$ref: #/components/schemas/NAME`).
+fn collect_refs(schema: &Value, out: &mut Vec<String>) {
+    match schema {
+        Value::Object(o) => {
+            for (k, v) in o {
+                if k == "$ref"
+                    && let Some(name) = v
+                        .as_str()
+                        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                {
+                    out.push(name.to_string());
+                } else {
+                    collect_refs(v, out);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}
+
 fn kind_schema(rt: &ResourceType, version: &str) -> Value {
+    if !rt.is_custom()
+        && let Some(s) =
+            builtin_schemas()
+                .kinds
+                .get(&(rt.group.as_str(), version, rt.kind.as_str()))
+    {
+        return s.clone();
+    }
     let mut schema = rt
         .version(version)
         .and_then(|v| v.schema.as_deref().cloned())
@@ -190,6 +320,15 @@ fn kind_schema(rt: &ResourceType, version: &str) -> Value {
 
 /// `GET /openapi/v3/api/v1` or `/openapi/v3/apis/{group}/{version}`.
 pub fn document(types: &[Arc<ResourceType>], group: &str, version: &str) -> Value {
+    document_with(types, group, version, true)
+}
+
+fn document_with(
+    types: &[Arc<ResourceType>],
+    group: &str,
+    version: &str,
+    referenced_schemas: bool,
+) -> Value {
     let mut paths = Map::new();
     let mut schemas = Map::new();
     schemas.insert(
@@ -211,13 +350,17 @@ pub fn document(types: &[Arc<ResourceType>], group: &str, version: &str) -> Valu
     } else {
         format!("/apis/{group}/{version}")
     };
+    let builtin = builtin_schemas();
+    let mut wanted: Vec<String> = Vec::new();
     for rt in types
         .iter()
         .filter(|t| t.group == group && t.serves(version))
     {
         let name = schema_name(rt, version);
         let sref = format!("#/components/schemas/{name}");
-        schemas.insert(name.clone(), kind_schema(rt, version));
+        let schema = kind_schema(rt, version);
+        collect_refs(&schema, &mut wanted);
+        schemas.insert(name.clone(), schema);
         let list_name = format!("{name}List");
         schemas.insert(
             list_name.clone(),
@@ -291,6 +434,21 @@ pub fn document(types: &[Arc<ResourceType>], group: &str, version: &str) -> Valu
                     "patch": operation("patch", &format!("patch{k}Scale"), &sg, scale_ref, vec![], Some(PATCH_TYPES.to_vec())),
                 }),
             );
+        }
+    }
+    // The built-in kinds refer to their parts (and to ObjectMeta) by component name: add
+    // every schema reachable from them.
+    let mut seen = std::collections::HashSet::new();
+    if !referenced_schemas {
+        wanted.clear();
+    }
+    while let Some(name) = wanted.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if let Some(schema) = builtin.components.get(&name) {
+            collect_refs(schema, &mut wanted);
+            schemas.insert(name, schema.clone());
         }
     }
     json!({

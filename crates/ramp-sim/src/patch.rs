@@ -9,11 +9,14 @@
 //!   `name`, ports by `containerPort`/`port`, ...), with the `$patch`,
 //!   `$retainKeys`, `$deleteFromPrimitiveList/<field>` and
 //!   `$setElementOrder/<field>` directives.
-//! - [`apply_patch`]: a simplified server-side apply (`application/apply-patch+yaml`).
+//! - [`apply_patch`]: the merge of a server-side apply (`application/apply-patch+yaml`);
+//!   [`managed`] adds field ownership (`managedFields`, conflicts, removals).
 //!
 //! Every error is a [`PatchError`] whose text is fit for the `message` of a
 //! Status; [`PatchError::code`] and [`PatchError::reason`] give its HTTP code
 //! and Status reason.
+
+pub mod managed;
 
 use serde_json::{Map, Value};
 
@@ -744,10 +747,8 @@ pub fn strategic_merge_patch(
 /// `$patch`-style directives are not interpreted. `metadata.managedFields` in
 /// the configuration is ignored.
 ///
-/// Simplified compared with the apiserver: no field ownership is tracked, so
-/// a field that this field manager set in an earlier apply and now omits is
-/// **not** removed (it stays until someone removes it), and conflicts between
-/// field managers are never reported (`force` changes nothing).
+/// Field ownership (what a later apply removes, and conflicts between managers)
+/// is [`managed::server_side_apply`]'s: this is only the merge.
 pub fn apply_patch(
     live: Option<&Value>,
     applied: &Value,

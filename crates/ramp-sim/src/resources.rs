@@ -253,7 +253,36 @@ pub fn builtin_types() -> Vec<ResourceType> {
             false,
         ),
         R::builtin("", "v1", "events", "Event", true, &["ev"], false),
+        R::builtin(
+            "",
+            "v1",
+            "resourcequotas",
+            "ResourceQuota",
+            true,
+            &["quota"],
+            true,
+        ),
         R::builtin("", "v1", "nodes", "Node", false, &["no"], true),
+        R::builtin(
+            "",
+            "v1",
+            "persistentvolumes",
+            "PersistentVolume",
+            false,
+            &["pv"],
+            true,
+        ),
+        R::builtin(
+            "",
+            "v1",
+            "replicationcontrollers",
+            "ReplicationController",
+            true,
+            &["rc"],
+            true,
+        )
+        .with_scale()
+        .in_all(),
         R::builtin(
             "",
             "v1",
@@ -297,6 +326,17 @@ pub fn builtin_types() -> Vec<ResourceType> {
         .with_scale()
         .in_all(),
         R::builtin("apps", "v1", "daemonsets", "DaemonSet", true, &["ds"], true).in_all(),
+        R::builtin("batch", "v1", "jobs", "Job", true, &[], true).in_all(),
+        R::builtin("batch", "v1", "cronjobs", "CronJob", true, &["cj"], true).in_all(),
+        R::builtin(
+            "scheduling.k8s.io",
+            "v1",
+            "priorityclasses",
+            "PriorityClass",
+            false,
+            &["pc"],
+            false,
+        ),
         R::builtin(
             "autoscaling",
             "v2",
@@ -880,12 +920,46 @@ pub fn default_and_validate_builtin(
                         Value::String("Cluster".into()),
                     );
                 }
+                let node_ports = matches!(ty.as_str(), "NodePort" | "LoadBalancer");
+                if node_ports {
+                    default_field(
+                        spec,
+                        "externalTrafficPolicy",
+                        Value::String("Cluster".into()),
+                    );
+                }
+                let old_ports = old
+                    .and_then(|o| o.pointer("/spec/ports"))
+                    .and_then(Value::as_array);
                 if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
                     for (i, p) in ports.iter_mut().enumerate() {
                         let Some(pm) = p.as_object_mut() else {
                             continue;
                         };
                         default_field(pm, "protocol", Value::String("TCP".into()));
+                        // NodePort and LoadBalancer Services get a node port from
+                        // 30000-32767 (kept across updates, as kube-apiserver does).
+                        if node_ports
+                            && pm
+                                .get("nodePort")
+                                .and_then(Value::as_i64)
+                                .is_none_or(|n| n == 0)
+                        {
+                            let kept = old_ports
+                                .and_then(|ps| {
+                                    ps.iter().find(|o| {
+                                        o.get("port") == pm.get("port")
+                                            && o.get("name") == pm.get("name")
+                                    })
+                                })
+                                .and_then(|o| o.get("nodePort"))
+                                .filter(|n| n.as_i64().is_some_and(|n| n > 0))
+                                .cloned();
+                            let port = kept.unwrap_or_else(|| {
+                                serde_json::json!(rand::random_range(30000..=32767u16))
+                            });
+                            pm.insert("nodePort".into(), port);
+                        }
                         match pm.get("port").and_then(Value::as_i64) {
                             Some(port) if (1..=65535).contains(&port) => {
                                 default_field(pm, "targetPort", serde_json::json!(port));
@@ -1023,6 +1097,109 @@ pub fn default_and_validate_builtin(
                 }
             }
         }
+        ("batch", "Job") => default_job(obj, old, &mut causes),
+        ("batch", "CronJob") => {
+            if let Some(spec) = obj_mut(obj, "spec") {
+                default_field(spec, "concurrencyPolicy", Value::String("Allow".into()));
+                default_field(spec, "suspend", Value::Bool(false));
+                default_field(spec, "successfulJobsHistoryLimit", serde_json::json!(3));
+                default_field(spec, "failedJobsHistoryLimit", serde_json::json!(1));
+                match spec.get("schedule").and_then(Value::as_str) {
+                    None | Some("") => causes.push(Cause::new(
+                        "FieldValueRequired",
+                        "spec.schedule",
+                        "Required value",
+                    )),
+                    Some(sched) => {
+                        if let Err(e) = check_cron_schedule(sched) {
+                            causes.push(Cause::new(
+                                "FieldValueInvalid",
+                                "spec.schedule",
+                                format!("Invalid value: {sched:?}: {e}"),
+                            ));
+                        }
+                    }
+                }
+                match spec
+                    .get_mut("jobTemplate")
+                    .and_then(|t| t.get_mut("spec"))
+                    .and_then(|s| s.get_mut("template"))
+                    .and_then(|t| t.get_mut("spec"))
+                {
+                    Some(pod) => {
+                        default_pod_spec(pod, "spec.jobTemplate.spec.template.spec", &mut causes);
+                        check_job_restart_policy(
+                            pod,
+                            "spec.jobTemplate.spec.template.spec",
+                            &mut causes,
+                        );
+                    }
+                    None => causes.push(Cause::new(
+                        "FieldValueRequired",
+                        "spec.jobTemplate.spec.template.spec.containers",
+                        "Required value",
+                    )),
+                }
+            } else {
+                causes.push(Cause::new(
+                    "FieldValueRequired",
+                    "spec.schedule",
+                    "Required value",
+                ));
+            }
+        }
+        ("scheduling.k8s.io", "PriorityClass") => {
+            if let Some(o) = obj.as_object_mut() {
+                default_field(
+                    o,
+                    "preemptionPolicy",
+                    Value::String("PreemptLowerPriority".into()),
+                );
+                match o.get("value") {
+                    Some(Value::Number(n)) if n.as_i64().is_some() => {
+                        let v = n.as_i64().unwrap_or_default();
+                        if v > 1_000_000_000 && !name.starts_with("system-") {
+                            causes.push(Cause::new(
+                                "FieldValueForbidden",
+                                "value",
+                                "Forbidden: maximum allowed value of a user defined priority is 1000000000",
+                            ));
+                        }
+                    }
+                    Some(v) if !v.is_null() => {
+                        return Err(type_error(rt, "value", "int32", v));
+                    }
+                    _ => {}
+                }
+                if let Some(old) = old
+                    && old.get("value") != o.get("value")
+                {
+                    causes.push(Cause::new(
+                        "FieldValueForbidden",
+                        "value",
+                        "Forbidden: may not be changed in an update.",
+                    ));
+                }
+            }
+        }
+        ("", "ResourceQuota") => {
+            if let Some(Value::Object(hard)) = obj.pointer("/spec/hard") {
+                for (k, v) in hard {
+                    let ok = match v {
+                        Value::String(q) => is_quantity(q),
+                        Value::Number(_) => true,
+                        _ => false,
+                    };
+                    if !ok {
+                        causes.push(Cause::new(
+                            "FieldValueInvalid",
+                            format!("spec.hard[{k}]"),
+                            format!("Invalid value: {v}: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"),
+                        ));
+                    }
+                }
+            }
+        }
         _ => {}
     }
     if causes.is_empty() {
@@ -1030,6 +1207,235 @@ pub fn default_and_validate_builtin(
     } else {
         Err(ApiError::invalid(&rt.group, &rt.kind, &name, causes))
     }
+}
+
+/// The label a Job's pods carry with its uid (and its selector matches).
+pub const JOB_CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
+/// The label a Job's pods carry with its name.
+pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+
+fn default_job(obj: &mut Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
+    let Some(spec) = obj_mut(obj, "spec") else {
+        causes.push(Cause::new(
+            "FieldValueRequired",
+            "spec.template.spec.containers",
+            "Required value",
+        ));
+        return;
+    };
+    if spec.get("completions").is_none_or(Value::is_null)
+        && spec.get("parallelism").is_none_or(Value::is_null)
+    {
+        spec.insert("completions".into(), serde_json::json!(1));
+    }
+    default_field(spec, "parallelism", serde_json::json!(1));
+    default_field(spec, "backoffLimit", serde_json::json!(6));
+    default_field(spec, "completionMode", Value::String("NonIndexed".into()));
+    default_field(spec, "suspend", Value::Bool(false));
+    default_field(
+        spec,
+        "podReplacementPolicy",
+        Value::String("TerminatingOrFailed".into()),
+    );
+    default_field(spec, "manualSelector", Value::Bool(false));
+    for field in ["parallelism", "completions", "backoffLimit"] {
+        if let Some(v) = spec.get(field)
+            && v.as_i64().is_some_and(|n| n < 0)
+        {
+            causes.push(Cause::new(
+                "FieldValueInvalid",
+                format!("spec.{field}"),
+                format!("Invalid value: {v}: must be greater than or equal to 0"),
+            ));
+        }
+    }
+    if let Some(old_spec) = old.and_then(|o| o.get("spec")) {
+        for field in ["completions", "selector", "template"] {
+            let (was, is) = (old_spec.get(field), spec.get(field));
+            // The selector and template labels the server generated are kept on update.
+            if field != "completions" && is.is_none() {
+                if let Some(w) = was {
+                    spec.insert(field.into(), w.clone());
+                }
+                continue;
+            }
+            if field == "template" {
+                continue;
+            }
+            if was != is {
+                causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    format!("spec.{field}"),
+                    format!(
+                        "Invalid value: {}: field is immutable",
+                        is.cloned().unwrap_or(Value::Null)
+                    ),
+                ));
+            }
+        }
+    }
+    match spec.get_mut("template").and_then(|t| t.get_mut("spec")) {
+        Some(pod) => {
+            default_pod_spec(pod, "spec.template.spec", causes);
+            check_job_restart_policy(pod, "spec.template.spec", causes);
+        }
+        None => causes.push(Cause::new(
+            "FieldValueRequired",
+            "spec.template.spec.containers",
+            "Required value",
+        )),
+    }
+    if let Some(old_tpl) = old.and_then(|o| o.pointer("/spec/template/spec"))
+        && spec.get("template").and_then(|t| t.get("spec")) != Some(old_tpl)
+        && spec.get("suspend") != Some(&Value::Bool(true))
+    {
+        // Only a suspended Job's pod template may change (the sim takes any change then).
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            "spec.template",
+            "Invalid value: field is immutable",
+        ));
+    }
+}
+
+/// A Job's pods restart `Never` or `OnFailure` (the pod default, `Always`, is refused).
+fn check_job_restart_policy(pod: &Value, path: &str, causes: &mut Vec<Cause>) {
+    let policy = pod.get("restartPolicy").and_then(Value::as_str);
+    if !matches!(policy, Some("Never" | "OnFailure")) {
+        let shown = policy.unwrap_or_default();
+        causes.push(Cause::new(
+            if shown.is_empty() || shown == "Always" {
+                "FieldValueRequired"
+            } else {
+                "FieldValueNotSupported"
+            },
+            format!("{path}.restartPolicy"),
+            if shown.is_empty() || shown == "Always" {
+                "Required value: valid values: \"OnFailure\", \"Never\"".to_string()
+            } else {
+                format!("Unsupported value: {shown:?}: supported values: \"OnFailure\", \"Never\"")
+            },
+        ));
+    }
+}
+
+/// What the server fills in once the object has its uid, before it is stored: a Job's
+/// generated selector (`batch.kubernetes.io/controller-uid`) and its pod template labels,
+/// as kube-apiserver's Job strategy does unless `manualSelector` is set.
+pub fn prepare_for_create(rt: &ResourceType, obj: &mut Value) {
+    if !(rt.group == "batch" && rt.kind == "Job") {
+        return;
+    }
+    let uid = crate::store::meta_str(obj, "uid").to_string();
+    let name = crate::store::meta_str(obj, "name").to_string();
+    let Some(spec) = obj_mut(obj, "spec") else {
+        return;
+    };
+    if spec.get("manualSelector") == Some(&Value::Bool(true)) && spec.get("selector").is_some() {
+        return;
+    }
+    spec.insert(
+        "selector".into(),
+        serde_json::json!({"matchLabels": {JOB_CONTROLLER_UID_LABEL: uid}}),
+    );
+    if let Some(meta) = spec
+        .get_mut("template")
+        .and_then(Value::as_object_mut)
+        .map(|t| t.entry("metadata").or_insert_with(|| serde_json::json!({})))
+        .and_then(Value::as_object_mut)
+    {
+        let labels = meta
+            .entry("labels")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(l) = labels.as_object_mut() {
+            for (k, v) in [
+                (JOB_CONTROLLER_UID_LABEL, &uid),
+                (JOB_NAME_LABEL, &name),
+                ("controller-uid", &uid),
+                ("job-name", &name),
+            ] {
+                l.insert(k.into(), Value::String(v.clone()));
+            }
+        }
+    }
+}
+
+/// Checks a five-field cron schedule (or a `@hourly`-style macro), as the CronJob
+/// validation does: each field a `*`, number, range, list or step within its bounds.
+pub fn check_cron_schedule(schedule: &str) -> Result<(), String> {
+    let s = schedule.trim();
+    let s = s
+        .strip_prefix("TZ=")
+        .or_else(|| s.strip_prefix("CRON_TZ="))
+        .map_or(s, |rest| rest.split_once(' ').map_or("", |(_, r)| r.trim()));
+    if s.starts_with('@') {
+        return match s {
+            "@yearly" | "@annually" | "@monthly" | "@weekly" | "@daily" | "@midnight"
+            | "@hourly" => Ok(()),
+            _ => Err(format!("unrecognized descriptor: {s}")),
+        };
+    }
+    let fields: Vec<&str> = s.split_whitespace().collect();
+    if fields.len() != 5 {
+        return Err(format!(
+            "expected exactly 5 fields, found {}: {s}",
+            fields.len()
+        ));
+    }
+    let bounds = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)];
+    for (field, (lo, hi)) in fields.iter().zip(bounds) {
+        for part in field.split(',') {
+            let (range, step) = match part.split_once('/') {
+                Some((r, st)) => (r, Some(st)),
+                None => (part, None),
+            };
+            if let Some(st) = step
+                && st.parse::<u32>().map_or(true, |n| n == 0)
+            {
+                return Err(format!("failed to parse int from {st}"));
+            }
+            if range == "*" || range == "?" {
+                continue;
+            }
+            let (a, b) = range.split_once('-').unwrap_or((range, range));
+            let parse = |x: &str| -> Result<u32, String> {
+                let named = [
+                    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
+                    "dec",
+                ];
+                let days = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+                let lx = x.to_ascii_lowercase();
+                if let Some(i) = named.iter().position(|m| *m == lx)
+                    && hi == 12
+                {
+                    return u32::try_from(i + 1).map_err(|e| e.to_string());
+                }
+                if let Some(i) = days.iter().position(|d| *d == lx)
+                    && hi == 7
+                {
+                    return u32::try_from(i).map_err(|e| e.to_string());
+                }
+                x.parse::<u32>()
+                    .map_err(|_| format!("failed to parse int from {x}"))
+            };
+            let (a, b) = (parse(a)?, parse(b)?);
+            if a < lo || b > hi || a > b {
+                return Err(format!("end of range ({b}) above maximum ({hi}): {range}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A Kubernetes quantity (`100m`, `1Gi`, `2`, `1e3`).
+fn is_quantity(q: &str) -> bool {
+    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[numkKMGTPE]|[KMGTPE]i)?$",
+        )
+        .unwrap_or_else(|_| unreachable!("a valid regex"))
+    });
+    RE.is_match(q)
 }
 
 fn default_pod_spec(spec: &mut Value, path: &str, causes: &mut Vec<Cause>) {
@@ -1110,6 +1516,96 @@ fn default_pod_spec(spec: &mut Value, path: &str, causes: &mut Vec<Cause>) {
             }
         }
     }
+}
+
+/// The answer to a TokenRequest (`POST .../serviceaccounts/NAME/token`) for `sa`: the
+/// request with defaults (`expirationSeconds` 3600, the API server's audience) and a status
+/// holding a JWT-shaped token for `system:serviceaccount:NS:NAME`. The sim does not sign it
+/// (its signature is random) and does not accept it as a credential.
+pub fn token_request(sa: &Value, req: Value) -> ApiResult<Value> {
+    use base64::Engine as _;
+    let kind = req
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("TokenRequest");
+    if kind != "TokenRequest" {
+        return Err(ApiError::bad_request(format!(
+            "the kind of the object ({kind}) does not match the kind of the resource (TokenRequest)"
+        )));
+    }
+    let (ns, name) = (
+        crate::store::meta_str(sa, "namespace"),
+        crate::store::meta_str(sa, "name"),
+    );
+    let mut out = req;
+    out["apiVersion"] = serde_json::json!("authentication.k8s.io/v1");
+    out["kind"] = serde_json::json!("TokenRequest");
+    out["metadata"] = serde_json::json!({"name": name, "namespace": ns, "creationTimestamp": null});
+    let spec = out
+        .get("spec")
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!({}));
+    let expiration = match spec.get("expirationSeconds") {
+        None | Some(Value::Null) => 3600,
+        Some(v) => match v.as_i64() {
+            Some(s) if s >= 600 => s,
+            _ => {
+                return Err(ApiError::invalid(
+                    "authentication.k8s.io",
+                    "TokenRequest",
+                    name,
+                    vec![Cause::new(
+                        "FieldValueInvalid",
+                        "spec.expirationSeconds",
+                        format!(
+                            "Invalid value: {v}: may not specify a duration less than 10 minutes"
+                        ),
+                    )],
+                ));
+            }
+        },
+    };
+    let audiences = spec
+        .get("audiences")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+        .cloned()
+        .unwrap_or_else(|| {
+            vec![serde_json::json!(
+                "https://kubernetes.default.svc.cluster.local"
+            )]
+        });
+    out["spec"]["expirationSeconds"] = serde_json::json!(expiration);
+    out["spec"]["audiences"] = Value::Array(audiences.clone());
+    let now = chrono::Utc::now();
+    let exp = now + chrono::Duration::seconds(expiration);
+    let b64 = |v: &Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
+    };
+    let header = serde_json::json!({"alg": "RS256", "kid": "ramp-sim"});
+    let claims = serde_json::json!({
+        "aud": audiences,
+        "exp": exp.timestamp(),
+        "iat": now.timestamp(),
+        "nbf": now.timestamp(),
+        "iss": "https://kubernetes.default.svc.cluster.local",
+        "jti": crate::store::new_uid(),
+        "sub": format!("system:serviceaccount:{ns}:{name}"),
+        "kubernetes.io": {"namespace": ns, "serviceaccount": {
+            "name": name, "uid": crate::store::meta_str(sa, "uid")}},
+    });
+    let signature: [u8; 32] = rand::random();
+    let token = format!(
+        "{}.{}.{}",
+        b64(&header),
+        b64(&claims),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature)
+    );
+    out["status"] = serde_json::json!({
+        "token": token,
+        "expirationTimestamp": exp.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    });
+    Ok(out)
 }
 
 #[cfg(test)]

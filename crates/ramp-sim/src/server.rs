@@ -805,6 +805,18 @@ async fn resource_request(
     let gr = rt.group_resource();
     let ns = rp.namespace.as_deref();
     let api_version = rt.api_version(&rp.version);
+    if rp.subresource.as_deref() == Some("token")
+        && gr == GroupResource::new("", "serviceaccounts")
+        && method == Method::POST
+        && let Some(name) = rp.name.as_deref()
+    {
+        // TokenRequest (`kubectl create token`): a token for an existing ServiceAccount.
+        let sa = store.get(&gr, ns, name)?;
+        let bytes = read_body(app, &headers, body).await?;
+        let req = decode_body(&headers, &bytes, false)?;
+        let token = crate::resources::token_request(&sa, req)?;
+        return Ok(value_response(StatusCode::CREATED, &token));
+    }
     let sub = match rp.subresource.as_deref() {
         None => None,
         Some("status") if rt.has_status(&rp.version) => Some(Subresource::Status),

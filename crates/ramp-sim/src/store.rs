@@ -221,9 +221,10 @@ pub struct WriteOptions {
     pub dry_run: bool,
     /// `fieldValidation`.
     pub field_validation: FieldValidation,
-    /// `fieldManager` (required for server-side apply).
+    /// `fieldManager` (required for server-side apply; creates and updates that name one are
+    /// recorded in `managedFields`).
     pub field_manager: Option<String>,
-    /// `force` (server-side apply; conflicts are not tracked, so it changes nothing).
+    /// `force` (server-side apply): take over fields other managers own instead of a 409.
     pub force: bool,
 }
 
@@ -1127,7 +1128,6 @@ impl Store {
             "deletionGracePeriodSeconds",
             "generation",
             "selfLink",
-            "managedFields",
         ] {
             meta.remove(f);
         }
@@ -1170,6 +1170,18 @@ impl Store {
         let meta = meta_mut(&mut obj)?;
         meta.insert("uid".into(), json!(new_uid()));
         meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+        resources::prepare_for_create(&rt, &mut obj);
+        if let Some(manager) = opts.field_manager.as_deref().filter(|m| !m.is_empty()) {
+            let api_version = rt.api_version(&version);
+            let now = now_rfc3339();
+            let writer = patch::managed::Writer {
+                manager,
+                api_version: &api_version,
+                time: &now,
+                subresource: None,
+            };
+            patch::managed::record_create(&mut obj, &rt.kind, !rt.is_custom(), &writer);
+        }
         if tracks_generation(&rt, &obj)
             && let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut)
         {
@@ -1325,9 +1337,29 @@ impl Store {
                         None => m.remove(f),
                     };
                 }
-                m.remove("managedFields");
+                // managedFields: the client's when it sends some (`[{}]` clears them, as on
+                // kube-apiserver), else the stored ones.
+                let managed = match m.remove("managedFields") {
+                    Some(Value::Array(a)) if a.len() == 1 && a[0] == json!({}) => None,
+                    Some(Value::Array(a)) if !a.is_empty() => Some(Value::Array(a)),
+                    _ => old.pointer("/metadata/managedFields").cloned(),
+                };
+                if let Some(mf) = managed {
+                    m.insert("managedFields".into(), mf);
+                }
                 m.remove("selfLink");
                 validate_metadata(&rt, name, &n)?;
+                if let Some(manager) = opts.field_manager.as_deref().filter(|m| !m.is_empty()) {
+                    let api_version = rt.api_version(&version);
+                    let now = now_rfc3339();
+                    let writer = patch::managed::Writer {
+                        manager,
+                        api_version: &api_version,
+                        time: &now,
+                        subresource: (subresource == Some(Subresource::Scale)).then_some("scale"),
+                    };
+                    patch::managed::record_update(&old, &mut n, &rt.kind, !rt.is_custom(), &writer);
+                }
                 n
             }
         };
@@ -1435,8 +1467,26 @@ impl Store {
             .cloned();
         let Some(current) = current else {
             if patch_type == PatchType::Apply && subresource.is_none() {
-                let mut obj = patch::apply_patch(None, patch, &rt.kind, true)
-                    .map_err(|e| ApiError::bad_request(format!("invalid apply patch: {e}")))?;
+                let version = object_version(&rt, patch);
+                let api_version = rt.api_version(&version);
+                let now = now_rfc3339();
+                let writer = patch::managed::Writer {
+                    manager: opts.field_manager.as_deref().unwrap_or_default(),
+                    api_version: &api_version,
+                    time: &now,
+                    subresource: None,
+                };
+                let mut obj = patch::managed::server_side_apply(
+                    None,
+                    patch,
+                    &rt.kind,
+                    !rt.is_custom(),
+                    &writer,
+                    opts.force,
+                )
+                .map_err(|e| {
+                    ApiError::bad_request(format!("invalid apply patch: {}", e.message()))
+                })?;
                 let body_name = obj
                     .pointer("/metadata/name")
                     .and_then(Value::as_str)
@@ -1466,7 +1516,34 @@ impl Store {
             }
             c
         };
-        apply_patch_document(&rt, name, &mut target, patch_type, patch, subresource)?;
+        // A server-side apply records its own managed fields; the write is not recorded
+        // again as an update (update_locked records writes that name a field manager).
+        let mut update_opts = std::borrow::Cow::Borrowed(opts);
+        if patch_type == PatchType::Apply && subresource != Some(Subresource::Scale) {
+            let api_version = rt.api_version(&version);
+            let now = now_rfc3339();
+            let writer = patch::managed::Writer {
+                manager: opts.field_manager.as_deref().unwrap_or_default(),
+                api_version: &api_version,
+                time: &now,
+                subresource: match subresource {
+                    Some(Subresource::Status) => Some("status"),
+                    _ => None,
+                },
+            };
+            target = patch::managed::server_side_apply(
+                Some(&target),
+                patch,
+                &rt.kind,
+                !rt.is_custom(),
+                &writer,
+                opts.force,
+            )
+            .map_err(|e| apply_error(&rt, name, e))?;
+            update_opts.to_mut().field_manager = None;
+        } else {
+            apply_patch_document(&rt, name, &mut target, patch_type, patch, subresource)?;
+        }
         if subresource == Some(Subresource::Scale) {
             // update_locked converts the Scale back.
         } else if target
@@ -1479,7 +1556,15 @@ impl Store {
                 json!(meta_str(&current, "resourceVersion")),
             );
         }
-        self.update_locked(&mut st, gr, namespace, name, target, subresource, opts)
+        self.update_locked(
+            &mut st,
+            gr,
+            namespace,
+            name,
+            target,
+            subresource,
+            &update_opts,
+        )
     }
 
     /// Reads the `autoscaling/v1` `Scale` of an object with a scale subresource.
@@ -2309,6 +2394,33 @@ fn apply_patch_document(
         }
     }
     Ok(())
+}
+
+/// A failed server-side apply as kube-apiserver answers it: 409 `Conflict` with one
+/// `FieldManagerConflict` cause per field, or the merge error.
+fn apply_error(rt: &ResourceType, name: &str, e: patch::managed::ApplyError) -> ApiError {
+    match &e {
+        patch::managed::ApplyError::Conflicts(cs) => {
+            let mut err = ApiError::new(409, "Conflict", e.message()).with_details(
+                &rt.group,
+                &rt.resource,
+                name,
+            );
+            err.causes = cs
+                .iter()
+                .map(|c| {
+                    Cause::new(
+                        "FieldManagerConflict",
+                        c.path.clone(),
+                        format!("conflict with {}", c.manager),
+                    )
+                })
+                .collect();
+            err
+        }
+        patch::managed::ApplyError::Patch(p) => ApiError::new(p.code(), p.reason(), p.to_string())
+            .with_details(&rt.group, &rt.kind, name),
+    }
 }
 
 fn check_kind(rt: &ResourceType, obj: &Value) -> ApiResult<()> {

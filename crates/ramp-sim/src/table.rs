@@ -127,6 +127,37 @@ fn builtin_columns(rt: &ResourceType) -> Vec<Col> {
             col("Age", "string", 0),
             col("Selector", "string", 1),
         ],
+        ("batch", "Job") => vec![
+            col("Status", "string", 0),
+            col("Completions", "string", 0),
+            col("Duration", "string", 0),
+            col("Age", "string", 0),
+            col("Containers", "string", 1),
+            col("Images", "string", 1),
+            col("Selector", "string", 1),
+        ],
+        ("batch", "CronJob") => vec![
+            col("Schedule", "string", 0),
+            col("Timezone", "string", 0),
+            col("Suspend", "boolean", 0),
+            col("Active", "integer", 0),
+            col("Last Schedule", "string", 0),
+            col("Age", "string", 0),
+            col("Containers", "string", 1),
+            col("Images", "string", 1),
+            col("Selector", "string", 1),
+        ],
+        ("scheduling.k8s.io", "PriorityClass") => vec![
+            col("Value", "integer", 0),
+            col("Global-Default", "boolean", 0),
+            col("Age", "string", 0),
+            col("PreemptionPolicy", "string", 0),
+        ],
+        ("", "ResourceQuota") => vec![
+            col("Age", "string", 0),
+            col("Request", "string", 0),
+            col("Limit", "string", 0),
+        ],
         ("", "Namespace") => vec![col("Status", "string", 0), col("Age", "string", 0)],
         ("", "ConfigMap") => vec![col("Data", "integer", 0), col("Age", "string", 0)],
         ("", "Secret") => vec![
@@ -261,6 +292,136 @@ fn builtin_cells(rt: &ResourceType, obj: &Value) -> Vec<Value> {
                         .map(crate::store::format_label_selector)
                         .unwrap_or_default()
                 ),
+            ]
+        }
+        ("batch", "Job") => {
+            let (c, im) = containers_and_images(obj, "/spec/template/spec/containers");
+            let cond = |t: &str| {
+                obj.pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| {
+                        cs.iter().any(|c| {
+                            c.get("type").and_then(Value::as_str) == Some(t)
+                                && c.get("status").and_then(Value::as_str) == Some("True")
+                        })
+                    })
+            };
+            let status = if cond("Complete") {
+                "Complete"
+            } else if cond("Failed") {
+                "Failed"
+            } else if obj.pointer("/spec/suspend") == Some(&json!(true)) {
+                "Suspended"
+            } else if terminating {
+                "Terminating"
+            } else {
+                "Running"
+            };
+            let completions = match obj.pointer("/spec/completions").and_then(Value::as_i64) {
+                Some(n) => format!("{}/{n}", i(obj, "/status/succeeded")),
+                None => format!(
+                    "{}/1 of {}",
+                    i(obj, "/status/succeeded"),
+                    i(obj, "/spec/parallelism")
+                ),
+            };
+            let parse = |p: &str| {
+                obj.pointer(p)
+                    .and_then(Value::as_str)
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            };
+            let duration = match (parse("/status/startTime"), parse("/status/completionTime")) {
+                (Some(start), Some(end)) => human_duration((end - start).num_seconds()),
+                (Some(start), None) => human_duration(
+                    (chrono::Utc::now() - start.with_timezone(&chrono::Utc)).num_seconds(),
+                ),
+                _ => String::new(),
+            };
+            vec![
+                json!(status),
+                json!(completions),
+                json!(duration),
+                json!(age(obj)),
+                json!(c),
+                json!(im),
+                json!(
+                    obj.pointer("/spec/selector")
+                        .map(crate::store::format_label_selector)
+                        .unwrap_or_default()
+                ),
+            ]
+        }
+        ("batch", "CronJob") => {
+            let (c, im) =
+                containers_and_images(obj, "/spec/jobTemplate/spec/template/spec/containers");
+            let last = s(obj, "/status/lastScheduleTime");
+            vec![
+                json!(s(obj, "/spec/schedule")),
+                json!(
+                    obj.pointer("/spec/timeZone")
+                        .and_then(Value::as_str)
+                        .unwrap_or("<none>")
+                ),
+                json!(
+                    obj.pointer("/spec/suspend")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                ),
+                json!(
+                    obj.pointer("/status/active")
+                        .and_then(Value::as_array)
+                        .map_or(0, Vec::len)
+                ),
+                json!(if last.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    since(last)
+                }),
+                json!(age(obj)),
+                json!(c),
+                json!(im),
+                json!(
+                    obj.pointer("/spec/jobTemplate/spec/selector")
+                        .map(crate::store::format_label_selector)
+                        .unwrap_or_else(|| "<none>".into())
+                ),
+            ]
+        }
+        ("scheduling.k8s.io", "PriorityClass") => vec![
+            json!(i(obj, "/value")),
+            json!(
+                obj.get("globalDefault")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            ),
+            json!(age(obj)),
+            json!(s(obj, "/preemptionPolicy")),
+        ],
+        ("", "ResourceQuota") => {
+            let used = |k: &str| {
+                obj.pointer("/status/used")
+                    .and_then(|u| u.get(k))
+                    .and_then(Value::as_str)
+                    .unwrap_or("0")
+                    .to_string()
+            };
+            let mut requests = Vec::new();
+            let mut limits = Vec::new();
+            if let Some(hard) = obj.pointer("/spec/hard").and_then(Value::as_object) {
+                for (k, v) in hard {
+                    let hv = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                    let cell = format!("{k}: {}/{hv}", used(k));
+                    if k.starts_with("limits.") {
+                        limits.push(cell);
+                    } else {
+                        requests.push(cell);
+                    }
+                }
+            }
+            vec![
+                json!(age(obj)),
+                json!(requests.join(", ")),
+                json!(limits.join(", ")),
             ]
         }
         ("apps", "ReplicaSet") => {

@@ -198,10 +198,12 @@ async fn all_four_patch_types() {
         .await
         .unwrap();
     assert_eq!(applied.name_any(), "api");
+    // Another manager applying only replicas merges: the fields ramp-test applied stay
+    // (the same manager leaving them out would remove them, as kube-apiserver does).
     let again = api
         .patch(
             "api",
-            &PatchParams::apply("ramp-test").force(),
+            &PatchParams::apply("ramp-scaler").force(),
             &Patch::Apply(json!({
                 "apiVersion": "apps/v1", "kind": "Deployment",
                 "metadata": {"name": "api"}, "spec": {"replicas": 5}

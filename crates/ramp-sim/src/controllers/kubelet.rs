@@ -7,6 +7,10 @@
 //!   from the pod template) runs but never becomes Ready; its container waits
 //!   in `CrashLoopBackOff`.
 //! - `sim.ramp.dev/ready-after-ms: "<n>"` overrides the delay for one pod.
+//! - A pod whose `restartPolicy` is `Never` or `OnFailure` (a Job's, or
+//!   `kubectl run --restart=Never`) runs to completion after the delay: its
+//!   containers terminate with exit code 0 and it is `Succeeded`, or with
+//!   `sim.ramp.dev/exit-code: "<n>"` (n > 0) it is `Failed`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -26,6 +30,8 @@ use super::util::{find_condition, is_deleting, key_of, pods, write_status};
 pub const NEVER_READY_ANNOTATION: &str = "sim.ramp.dev/never-ready";
 /// Annotation: milliseconds from start until this pod is Ready.
 pub const READY_AFTER_MS_ANNOTATION: &str = "sim.ramp.dev/ready-after-ms";
+/// Annotation: the exit code of a run-to-completion pod's containers (default 0).
+pub const EXIT_CODE_ANNOTATION: &str = "sim.ramp.dev/exit-code";
 /// The image tag marker that makes image pulls fail.
 pub const BAD_IMAGE_MARKER: &str = ":bad";
 /// The single node every pod runs on.
@@ -61,6 +67,7 @@ impl Kubelet {
 
 enum Fate {
     Ready,
+    Completes(i32),
     BadImage(String, String),
     NeverReady,
 }
@@ -98,6 +105,15 @@ fn fate(pod: &Value) -> Fate {
     }
     if annotation(pod, NEVER_READY_ANNOTATION) == Some("true") {
         return Fate::NeverReady;
+    }
+    if matches!(
+        pod.pointer("/spec/restartPolicy").and_then(Value::as_str),
+        Some("Never" | "OnFailure")
+    ) {
+        let code = annotation(pod, EXIT_CODE_ANNOTATION)
+            .and_then(|c| c.trim().parse::<i32>().ok())
+            .unwrap_or(0);
+        return Fate::Completes(code);
     }
     Fate::Ready
 }
@@ -215,6 +231,30 @@ impl Reconciler for Kubelet {
                     })
                     .collect();
                 base("Running", true, running)
+            }
+            Fate::Completes(code) => {
+                let reason = if code == 0 { "Completed" } else { "Error" };
+                let finished: Vec<Value> = containers
+                    .iter()
+                    .map(|(n, i)| {
+                        json!({"name": n, "image": i, "imageID": format!("sim://{i}"),
+                               "containerID": format!("sim://{}-{n}", meta_str(&pod, "uid")),
+                               "ready": false, "started": false, "restartCount": 0,
+                               "state": {"terminated": {"exitCode": code, "reason": reason,
+                                         "startedAt": ts, "finishedAt": ts}}})
+                    })
+                    .collect();
+                let phase = if code == 0 { "Succeeded" } else { "Failed" };
+                let mut status = base(phase, false, finished);
+                for i in [2, 3] {
+                    if let Some(c) = status.pointer_mut(&format!("/conditions/{i}")) {
+                        c["reason"] = json!("PodCompleted");
+                        if let Some(o) = c.as_object_mut() {
+                            o.remove("message");
+                        }
+                    }
+                }
+                status
             }
             Fate::BadImage(name, image) => {
                 let mut statuses = waiting("ContainerCreating", "");

@@ -15,6 +15,11 @@
 //!   [`ControllerConfig::pod_ready_delay`]; see [`kubelet`] for the failure
 //!   annotations and the `:bad` image marker.
 //! - **Endpoints**: every Service with a selector gets an Endpoints object.
+//! - **Job**: pods up to `parallelism` until `completions` succeeded
+//!   (`Complete`) or more than `backoffLimit` failed (`Failed`).
+//!   The kubelet runs a pod whose `restartPolicy` is `Never` or `OnFailure`
+//!   to completion (`Succeeded`, or `Failed` with the
+//!   `sim.ramp.dev/exit-code` annotation).
 //!
 //! Garbage collection through ownerReferences and namespace deletion are done
 //! by the [`Store`] itself.
@@ -36,6 +41,7 @@
 mod deployment;
 mod endpoints;
 mod hash;
+mod job;
 pub mod kubelet;
 mod replicaset;
 mod runner;
@@ -50,7 +56,9 @@ use crate::store::Store;
 
 pub use deployment::REVISION_ANNOTATION;
 pub use hash::{POD_TEMPLATE_HASH_LABEL, pod_template_hash};
-pub use kubelet::{BAD_IMAGE_MARKER, NEVER_READY_ANNOTATION, READY_AFTER_MS_ANNOTATION};
+pub use kubelet::{
+    BAD_IMAGE_MARKER, EXIT_CODE_ANNOTATION, NEVER_READY_ANNOTATION, READY_AFTER_MS_ANNOTATION,
+};
 
 /// Which controllers run, and their delays. Everything is on by default.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +71,8 @@ pub struct ControllerConfig {
     pub kubelet: bool,
     /// Run the Endpoints controller.
     pub endpoints: bool,
+    /// Run the Job controller.
+    pub jobs: bool,
     /// How long after a Deployment's pod template changes the controller acts
     /// on it (so that pausing right after the change can win the race, as in a
     /// real cluster). Default 50 ms.
@@ -79,6 +89,7 @@ impl Default for ControllerConfig {
             replicasets: true,
             kubelet: true,
             endpoints: true,
+            jobs: true,
             template_change_delay: Duration::from_millis(50),
             pod_ready_delay: Duration::from_millis(100),
         }
@@ -93,6 +104,7 @@ impl ControllerConfig {
             replicasets: false,
             kubelet: false,
             endpoints: false,
+            jobs: false,
             ..Default::default()
         }
     }
@@ -131,6 +143,13 @@ impl Controllers {
             tasks.push(tokio::spawn(runner::run(
                 store.clone(),
                 kubelet::Kubelet::new(config.pod_ready_delay),
+                cancel.child_token(),
+            )));
+        }
+        if config.jobs {
+            tasks.push(tokio::spawn(runner::run(
+                store.clone(),
+                job::JobController::default(),
                 cancel.child_token(),
             )));
         }
