@@ -1574,9 +1574,8 @@ async fn helm_installs_upgrades_and_uninstalls_the_chart_in_the_embedded_cluster
     );
 
     // Upgrade to one replica: the PodDisruptionBudget goes.
-    // (Turning the webhooks off is checked only rendered: ramp-sim's apply keeps fields an
-    // earlier apply set and a later one omits, so the container's webhook port would stay; a
-    // real API server removes it, as the field's manager dropped it.)
+    // (Turning the webhooks off is checked rendered only: installed, the operator would then
+    // need --no-webhook's other setup.)
     let single = Expect {
         values: json!({"replicaCount": 1}),
         replicas: 1,

@@ -346,7 +346,15 @@ impl WebhookGate {
                             json!(meta(old, "resourceVersion")),
                         );
                     }
-                    store.update(&gr, t.namespace, name, object, t.subresource, opts)
+                    // The preview already did the field bookkeeping (an
+                    // apply's own entry, or the update's): committing must not
+                    // record the write again as an `Update` of the same manager,
+                    // which would then conflict with that manager's next apply.
+                    let commit = WriteOptions {
+                        field_manager: None,
+                        ..opts.clone()
+                    };
+                    store.update(&gr, t.namespace, name, object, t.subresource, &commit)
                 }
             };
             match committed {
