@@ -251,7 +251,8 @@ pub fn measurement_due(obs: &Observed) -> Option<MeasurementRequest> {
     })
 }
 
-fn query_template(provider: MetricsProvider, m: &AnalysisMetric) -> Option<&str> {
+/// A metric's query template: its own, else the provider's built-in one.
+pub fn query_template(provider: MetricsProvider, m: &AnalysisMetric) -> Option<&str> {
     match &m.query {
         Some(q) => Some(q.as_str()),
         None => builtin_query(provider, &m.name),
@@ -282,6 +283,27 @@ pub struct Variables {
 impl Variables {
     fn of(obs: &Observed, analysis: &RolloutAnalysis) -> Self {
         let ro = &obs.rollout;
+        let cs = ro
+            .status
+            .as_ref()
+            .and_then(|s| s.canary_status.clone())
+            .unwrap_or_default();
+        let stable_pod_template_hash = obs
+            .workload
+            .as_ref()
+            .and_then(|w| objects::find_rs(&obs.replica_sets, w, &cs.stable_revision))
+            .and_then(objects::pod_hash_label)
+            .unwrap_or_default();
+        Self::for_rollout(ro, analysis, stable_pod_template_hash)
+    }
+
+    /// The variables of `ro` judged by `analysis`, given the stable pods'
+    /// `pod-template-hash` (which only the stable ReplicaSet tells).
+    pub fn for_rollout(
+        ro: &Rollout,
+        analysis: &RolloutAnalysis,
+        stable_pod_template_hash: String,
+    ) -> Self {
         let service = ro
             .spec
             .strategy
@@ -290,25 +312,20 @@ impl Variables {
             .and_then(|c| c.traffic_routings.first())
             .map(|t| t.service.clone())
             .unwrap_or_default();
-        let cs = ro
+        let canary_pod_template_hash = ro
             .status
             .as_ref()
-            .and_then(|s| s.canary_status.clone())
+            .and_then(|s| s.canary_status.as_ref())
+            .map(|c| c.pod_template_hash.clone())
             .unwrap_or_default();
         let stable_workload = ro.spec.workload_ref.name.clone();
-        let stable_pod_template_hash = obs
-            .workload
-            .as_ref()
-            .and_then(|w| objects::find_rs(&obs.replica_sets, w, &cs.stable_revision))
-            .and_then(objects::pod_hash_label)
-            .unwrap_or_default();
         Variables {
             namespace: ro.metadata.namespace.clone().unwrap_or_default(),
             canary_service: canary_service_name(&service),
             service,
             canary_workload: canary_workload_name(&stable_workload),
             stable_workload,
-            canary_pod_template_hash: cs.pod_template_hash,
+            canary_pod_template_hash,
             stable_pod_template_hash,
             interval: window(analysis),
         }

@@ -12,8 +12,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use ramp_api::Rollout;
-use ramp_api::names::{canary_service_name, canary_workload_name};
-use ramp_core::analysis::{Variables, builtin_query, window};
+use ramp_core::analysis::{Variables, query_template};
 use serde_json::{Value, json};
 
 /// How far back the charts go.
@@ -40,33 +39,13 @@ pub fn queries(ro: &Rollout) -> Vec<(String, Result<String, String>)> {
     let Some(a) = crate::model::analysis_spec(ro) else {
         return Vec::new();
     };
-    let service = ro
-        .spec
-        .strategy
-        .canary
-        .as_ref()
-        .and_then(|c| c.traffic_routings.first())
-        .map(|t| t.service.clone())
-        .unwrap_or_default();
-    let cs = crate::model::canary(ro);
-    let stable_workload = ro.spec.workload_ref.name.clone();
-    let vars = Variables {
-        namespace: crate::model::namespace(ro).to_string(),
-        canary_service: canary_service_name(&service),
-        service,
-        canary_workload: canary_workload_name(&stable_workload),
-        stable_workload,
-        canary_pod_template_hash: cs.map(|c| c.pod_template_hash.clone()).unwrap_or_default(),
-        stable_pod_template_hash: String::new(),
-        interval: window(a),
-    };
+    // The stable pods' hash needs the stable ReplicaSet, which the
+    // dashboard does not read (queries using it are refused below).
+    let vars = Variables::for_rollout(ro, a, String::new());
     a.metrics
         .iter()
         .map(|m| {
-            let template = m
-                .query
-                .as_deref()
-                .or_else(|| builtin_query(a.provider(), &m.name));
+            let template = query_template(a.provider(), m);
             let q = match template {
                 None => Err(format!("'{}' has no query", m.name)),
                 // The stable pods' hash needs the stable ReplicaSet, which
