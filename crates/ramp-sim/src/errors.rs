@@ -274,6 +274,14 @@ fn qualified(group: &str, resource: &str) -> String {
     }
 }
 
+impl ApiError {
+    /// Replaces the message.
+    pub fn with_message(mut self, message: String) -> Self {
+        self.message = message;
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -443,6 +443,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errors::Cause;
     use pretty_assertions::assert_eq;
 
     #[test]
