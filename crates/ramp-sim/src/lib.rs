@@ -20,6 +20,7 @@ pub mod errors;
 pub mod faults;
 pub mod list_body;
 pub mod mesh;
+pub mod object;
 pub mod openapi;
 pub mod patch;
 pub mod proto;

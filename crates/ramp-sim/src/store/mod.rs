@@ -592,13 +592,12 @@ impl Store {
     }
 }
 
+pub use crate::object::{meta_str, new_uid, now_rfc3339, split_api_version};
 pub use admit::pruned_paths;
 pub use history::{
     Delivered, EventKind, Watch, WatchEvent, WatchItem, WatchOptions, WatchSignal,
     encode_event_line,
 };
-pub(crate) use meta::json_type;
-pub use meta::{meta_str, new_uid, now_rfc3339, split_api_version};
 pub use scale::{format_label_selector, jsonpath_to_pointer};
 
 use admit::{apply_error, apply_patch_document, check_kind};
