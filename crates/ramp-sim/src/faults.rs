@@ -6,7 +6,7 @@
 //!   after the k-th answered write of a user agent (`killAfterWrites` + `killPid`: the sim only
 //!   counts, it is not told what the writes are). Served at `/sim/v1/faults` (`POST` adds,
 //!   `GET` lists with the watch streams ended and how fast their clients came back, `DELETE`
-//!   clears) and reachable from Rust as [`crate::Server::faults`].
+//!   clears, `DELETE /sim/v1/faults/{id}` removes one) and reachable from Rust as [`crate::Server::faults`].
 //! - [`Stats`]: request counts by user agent, verb, resource and status code. Served at
 //!   `/sim/v1/stats` (`GET`; `DELETE` or `POST /sim/v1/stats/reset` resets) and reachable as
 //!   [`crate::Server::stats`].
@@ -414,6 +414,14 @@ impl Faults {
         self.lock().rules.clone()
     }
 
+    /// Removes one rule; false when there is none with that id.
+    pub fn remove(&self, id: u64) -> bool {
+        let mut inner = self.lock();
+        let before = inner.rules.len();
+        inner.rules.retain(|r| r.rule.id != Some(id));
+        inner.rules.len() != before
+    }
+
     /// Removes all rules (and forgets the watch drops counted).
     pub fn clear(&self) {
         let mut inner = self.lock();
@@ -638,6 +646,7 @@ pub fn router(faults: Faults, stats: Stats) -> Router {
             "/sim/v1/faults",
             get(list_faults).post(add_fault).delete(clear_faults),
         )
+        .route("/sim/v1/faults/{id}", axum::routing::delete(remove_fault))
         .route("/sim/v1/stats", get(get_stats).delete(reset_stats))
         .route("/sim/v1/writes", get(get_writes).delete(clear_writes))
         .route("/sim/v1/stats/reset", post(reset_stats))
@@ -694,6 +703,21 @@ pub fn parse_rule(body: &[u8]) -> Result<FaultRule, String> {
             None => format!("invalid fault rule: {e}"),
         }
     })
+}
+
+async fn remove_fault(
+    State(s): State<SimState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    match id.parse::<u64>() {
+        Ok(n) if s.faults.remove(n) => axum::Json(json!({"removed": n})).into_response(),
+        Ok(n) => crate::server::error_response(&ApiError::new(
+            404,
+            "NotFound",
+            format!("fault rule {n} not found"),
+        )),
+        Err(_) => bad_request(format!("fault rule id: {id:?} is not a number")),
+    }
 }
 
 async fn clear_faults(State(s): State<SimState>) -> Response {
