@@ -306,9 +306,9 @@ pub fn every(n: u64) -> Vec<u64> {
     (1..=n).collect()
 }
 
-/// Every other write index (1, 3, 5, …) up to n.
-pub fn every_other(n: u64) -> Vec<u64> {
-    (1..=n).step_by(2).collect()
+/// Every `step`-th write index (1, 1 + step, …) up to n.
+pub fn every_nth(step: usize) -> impl Fn(u64) -> Vec<u64> {
+    move |n| (1..=n).step_by(step.max(1)).collect()
 }
 
 fn run_once(kubeconfig: &std::path::Path, scenario: Scenario, k: u64) -> RunReport {
@@ -410,20 +410,28 @@ fn run_once(kubeconfig: &std::path::Path, scenario: Scenario, k: u64) -> RunRepo
     }
     // Let the last Events and status writes land, then stop counting.
     std::thread::sleep(Duration::from_millis(500));
+    let killed = rule.is_some_and(|id| {
+        let st = simapi::fault(&env, id).unwrap_or_default();
+        simapi::remove_fault(&env, id);
+        st["killed"] == true
+    });
+    if env.operator_exited() {
+        // Killed after one of its last writes: it must come back to the same end.
+        assert!(killed, "{scn}: the operator exited on its own");
+        env.spawn_operator();
+        env.wait_operator_ready();
+        env.wait_until(
+            "the scenario's end holds after a restart",
+            Duration::from_secs(60),
+            |e| done(e, scenario.path, e.get("rollout", RO).as_ref()),
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let writes = simapi::writes_of(&env, &ua, since);
-    let (killed, killed_after) = match rule {
-        Some(id) => {
-            let st = simapi::fault(&env, id).unwrap_or_default();
-            simapi::remove_fault(&env, id);
-            let killed = st["killed"] == true;
-            let at = killed
-                .then(|| writes.get(k as usize - 1))
-                .flatten()
-                .map(|w| format!("{} {} {}", w["verb"], w["resource"], w["name"]));
-            (killed, at)
-        }
-        None => (false, None),
-    };
+    let killed_after = killed
+        .then(|| writes.get(k as usize - 1))
+        .flatten()
+        .map(|w| format!("{} {} {}", w["verb"], w["resource"], w["name"]));
     assert!(
         !env.operator_exited(),
         "{scn}: the operator exited on its own"
