@@ -8,6 +8,8 @@
 //! `make test`: 20 Rollouts, one rollout each, within 3 minutes. `make soak` (`RAMP_SOAK=1`):
 //! 100 Rollouts, rolling out one new template after another for 15 minutes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
