@@ -47,3 +47,8 @@ demo-analysis: ## metric analysis on the embedded cluster with a real Prometheus
 	KEEP=$(KEEP) scripts/demo-analysis.sh
 
 bench: bench-sim bench-fleet ## benchmarks (speed and memory figures live here, never in tests)
+
+.PHONY: soak
+soak: ## the fault soak at full size: 100 Rollouts under injected faults for 15 minutes
+	$(CARGO) build --workspace --bins
+	RAMP_SOAK=1 $(CARGO) test -p ramp-e2e --test fault_soak -- --nocapture

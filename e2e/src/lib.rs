@@ -13,8 +13,10 @@
 // its context (the workspace denies unwrap/expect in product code only).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod crashes;
 pub mod prometheus;
 mod routing;
+pub mod simapi;
 
 pub use routing::{ProbeResult, RouteProbe};
 
@@ -72,20 +74,48 @@ pub struct Env {
     sim: Option<Child>,
     operator: Option<Child>,
     operator_runs: usize,
+    operator_env: Vec<(String, String)>,
+    operator_args: Vec<String>,
+    all_namespaces: bool,
+}
+
+/// How [`Env::start_with`] sets a scenario up.
+#[derive(Clone, Debug, Default)]
+pub struct StartOptions {
+    /// Use this running cluster (its kubeconfig) instead of starting one; its CRDs are
+    /// expected to be installed.
+    pub cluster: Option<PathBuf>,
+    /// Do not start the operator (start it with [`Env::start_operator`]).
+    pub no_operator: bool,
+    /// Extra environment of the operator (e.g. `POD_NAME`, its identity and User-Agent).
+    pub operator_env: Vec<(String, String)>,
+    /// Extra arguments of `ramp-operator run` (e.g. `--leader-elect`).
+    pub operator_args: Vec<String>,
+    /// The operator watches every namespace (not only the scenario's).
+    pub all_namespaces: bool,
 }
 
 impl Env {
     /// Start a fresh cluster (unless `RAMP_E2E_KUBECONFIG`), create the
     /// namespace, install the CRDs and start the operator for the namespace.
     pub fn start(scenario: &str) -> Env {
+        Env::start_with(scenario, StartOptions::default())
+    }
+
+    /// [`Env::start`] with options: a shared cluster, no operator, the operator's environment.
+    pub fn start_with(scenario: &str, opts: StartOptions) -> Env {
         let dir = tempfile::Builder::new()
             .prefix(&format!("ramp-e2e-{scenario}-"))
             .tempdir()
             .expect("temp dir");
         let ns = format!("e2e-{scenario}");
-        let (kubeconfig, sim) = match std::env::var("RAMP_E2E_KUBECONFIG") {
-            Ok(kc) => (PathBuf::from(kc), None),
-            Err(_) => {
+        let shared = opts
+            .cluster
+            .clone()
+            .or_else(|| std::env::var("RAMP_E2E_KUBECONFIG").ok().map(PathBuf::from));
+        let (kubeconfig, sim) = match shared {
+            Some(kc) => (kc, None),
+            None => {
                 let kc = dir.path().join("kubeconfig");
                 let log = std::fs::File::create(dir.path().join("sim.log")).expect("sim log");
                 let child = Command::new(bin("ramp-sim"))
@@ -111,15 +141,20 @@ impl Env {
             sim,
             operator: None,
             operator_runs: 0,
+            operator_env: opts.operator_env.clone(),
+            operator_args: opts.operator_args.clone(),
+            all_namespaces: opts.all_namespaces,
         };
         env.wait_until("the API server answers", Duration::from_secs(20), |e| {
             e.kubectl_try(&["get", "--raw", "/version"])
                 .status
                 .success()
         });
-        env.kubectl(&["apply", "--server-side", "-f"])
-            .arg(repo_root().join("charts/ramp/crds"))
-            .ok();
+        if opts.cluster.is_none() {
+            env.kubectl(&["apply", "--server-side", "-f"])
+                .arg(repo_root().join("charts/ramp/crds"))
+                .ok();
+        }
         env.kubectl(&["create", "namespace", &env.ns.clone()]).ok();
         env.kubectl(&[
             "wait",
@@ -127,7 +162,10 @@ impl Env {
             "crd/rollouts.rollouts.ramp.dev",
         ])
         .ok();
-        if env.sim.is_some() || std::env::var("RAMP_E2E_START_OPERATOR").is_ok_and(|v| v == "1") {
+        let own_cluster = env.sim.is_some() || opts.cluster.is_some();
+        if !opts.no_operator
+            && (own_cluster || std::env::var("RAMP_E2E_START_OPERATOR").is_ok_and(|v| v == "1"))
+        {
             env.start_operator();
         }
         env
@@ -140,32 +178,7 @@ impl Env {
 
     /// Start (or restart) the operator binary for this namespace.
     pub fn start_operator(&mut self) {
-        self.operator_runs += 1;
-        let log = std::fs::File::create(self.path(&format!("operator-{}.log", self.operator_runs)))
-            .expect("operator log");
-        let child = Command::new(bin("ramp-operator"))
-            .args([
-                "run",
-                "--namespace",
-                &self.ns,
-                "--operator-namespace",
-                &self.ns,
-                "--metrics-listen",
-                "127.0.0.1:0",
-                "--webhook-listen",
-                "127.0.0.1:0",
-                "--webhook-url",
-                "https://127.0.0.1:0",
-                "--webhook-configuration",
-                &format!("ramp-{}", self.ns),
-            ])
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", "info,kube=warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start ramp-operator");
-        self.operator = Some(child);
+        self.spawn_operator();
         // Ready when its webhook configuration is registered.
         let name = format!("ramp-{}", self.ns);
         self.wait_until(
@@ -177,6 +190,63 @@ impl Env {
                     .success()
             },
         );
+    }
+
+    /// Start the operator binary for this namespace without waiting for it.
+    pub fn spawn_operator(&mut self) {
+        self.operator_runs += 1;
+        let log = std::fs::File::create(self.path(&format!("operator-{}.log", self.operator_runs)))
+            .expect("operator log");
+        let child = Command::new(bin("ramp-operator"))
+            .args([
+                "run",
+                "--operator-namespace",
+                &self.ns,
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--webhook-listen",
+                "127.0.0.1:0",
+                "--webhook-url",
+                "https://127.0.0.1:0",
+                "--webhook-configuration",
+                &format!("ramp-{}", self.ns),
+            ])
+            .args(if self.all_namespaces {
+                vec![]
+            } else {
+                vec!["--namespace".to_string(), self.ns.clone()]
+            })
+            .args(&self.operator_args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("RUST_LOG", "info,kube=warn")
+            .envs(self.operator_env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start ramp-operator");
+        self.operator = Some(child);
+    }
+
+    /// The running operator's process id.
+    pub fn operator_pid(&self) -> Option<u32> {
+        self.operator.as_ref().map(Child::id)
+    }
+
+    /// Whether the operator started last has exited (it is then reaped).
+    pub fn operator_exited(&mut self) -> bool {
+        match self.operator.as_mut().map(Child::try_wait) {
+            Some(Ok(Some(_))) | Some(Err(_)) => {
+                self.operator = None;
+                true
+            }
+            Some(Ok(None)) => false,
+            None => true,
+        }
+    }
+
+    /// How many times the operator was started.
+    pub fn operator_runs(&self) -> usize {
+        self.operator_runs
     }
 
     /// Kill the operator with SIGKILL (a crash) and wait for it to be gone.

@@ -159,10 +159,19 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = kube::Config::infer()
         .await
         .map_err(|e| format!("connecting to the cluster (KUBECONFIG or in-cluster config): {e}"))?;
+    // The leader-election identity, also in the User-Agent: the API server's
+    // audit log and request accounting tell two replicas apart.
+    let identity = format!(
+        "{}-{}",
+        std::env::var("POD_NAME").unwrap_or_else(|_| "ramp-operator".into()),
+        &uuid_like()
+    );
+    let user_agent = format!("ramp-operator/{} ({identity})", env!("CARGO_PKG_VERSION"));
     // Named in the API server's audit log and request accounting.
     config.headers.push((
         ::http::header::USER_AGENT,
-        ::http::HeaderValue::from_static(concat!("ramp-operator/", env!("CARGO_PKG_VERSION"))),
+        ::http::HeaderValue::from_str(&user_agent)
+            .map_err(|e| format!("POD_NAME {identity:?} cannot be sent in a User-Agent: {e}"))?,
     ));
     let client = kube::Client::try_from(config)
         .map_err(|e| format!("connecting to the cluster (KUBECONFIG or in-cluster config): {e}"))?;
@@ -229,11 +238,12 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         )
         .await?;
         let tls = bundle.server_config()?;
-        registration::ensure(
+        registration::ensure_scoped(
             &client,
             &mode,
             &args.webhook_configuration,
             &bundle.ca_cert_pem,
+            args.namespace.as_deref(),
         )
         .await?;
         tracing::info!(addr = %local, "webhooks listening (HTTPS)");
@@ -247,11 +257,6 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
 
     // Leader election (or lead at once).
     let (lead_tx, mut lead_rx) = watch::channel(!args.leader_elect);
-    let identity = format!(
-        "{}-{}",
-        std::env::var("POD_NAME").unwrap_or_else(|_| "ramp-operator".into()),
-        &uuid_like()
-    );
     if args.leader_elect {
         let cfg = leader::LeaseConfig {
             namespace: args.operator_namespace.clone(),

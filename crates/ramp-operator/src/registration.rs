@@ -189,6 +189,22 @@ pub fn ca_bundle_patch(current: &Value, ca_pem: &str) -> Option<json_patch::Patc
     serde_json::from_value(Value::Array(ops)).ok()
 }
 
+/// Restricts every webhook of a configuration to one namespace (a
+/// namespace-scoped operator admits only what it controls: another
+/// operator's namespace keeps working while this one is down).
+pub fn scoped_to_namespace(mut configuration: Value, namespace: &str) -> Value {
+    if let Some(hooks) = configuration
+        .get_mut("webhooks")
+        .and_then(Value::as_array_mut)
+    {
+        for h in hooks {
+            h["namespaceSelector"] =
+                json!({"matchLabels": {"kubernetes.io/metadata.name": namespace}});
+        }
+    }
+    configuration
+}
+
 /// Make both webhook configurations point at us with our CA.
 pub async fn ensure(
     client: &kube::Client,
@@ -196,6 +212,22 @@ pub async fn ensure(
     name: &str,
     ca_pem: &str,
 ) -> Result<(), RegistrationError> {
+    ensure_scoped(client, mode, name, ca_pem, None).await
+}
+
+/// [`ensure`]; in URL mode with `namespace`, the webhooks admit only that
+/// namespace's objects (see [`scoped_to_namespace`]).
+pub async fn ensure_scoped(
+    client: &kube::Client,
+    mode: &Mode,
+    name: &str,
+    ca_pem: &str,
+    namespace: Option<&str>,
+) -> Result<(), RegistrationError> {
+    let scope = |c: Value| match namespace {
+        Some(ns) => scoped_to_namespace(c, ns),
+        None => c,
+    };
     let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     match mode {
@@ -205,7 +237,7 @@ pub async fn ensure(
                 .patch(
                     name,
                     &pp,
-                    &Patch::Apply(mutating_configuration(name, mode, ca_pem)),
+                    &Patch::Apply(scope(mutating_configuration(name, mode, ca_pem))),
                 )
                 .await
                 .map_err(|source| RegistrationError::Api {
@@ -217,7 +249,7 @@ pub async fn ensure(
                 .patch(
                     name,
                     &pp,
-                    &Patch::Apply(validating_configuration(name, mode, ca_pem)),
+                    &Patch::Apply(scope(validating_configuration(name, mode, ca_pem))),
                 )
                 .await
                 .map_err(|source| RegistrationError::Api {
@@ -285,6 +317,12 @@ mod tests {
             m["webhooks"][0]["objectSelector"]["matchExpressions"][0]["key"],
             CONTROLLED_BY_LABEL
         );
+        let scoped = scoped_to_namespace(m.clone(), "team-a");
+        assert_eq!(
+            scoped["webhooks"][0]["namespaceSelector"],
+            json!({"matchLabels": {"kubernetes.io/metadata.name": "team-a"}})
+        );
+        assert_eq!(scoped["webhooks"][0]["rules"], m["webhooks"][0]["rules"]);
         let v = validating_configuration("ramp", &mode, "PEM");
         assert_eq!(v["webhooks"][0]["rules"][0]["resources"][0], "rollouts");
     }

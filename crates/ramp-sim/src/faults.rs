@@ -1,12 +1,17 @@
 //! Fault injection and request accounting, for reliability tests and benchmarks.
 //!
 //! - [`Faults`]: rules that fail a share of matching requests (500, 429 with `Retry-After`,
-//!   409), add latency, end matching watch streams every N seconds, or fail exactly the Nth
-//!   write of a user agent. Served at `/sim/v1/faults` (`POST` adds, `GET` lists, `DELETE`
-//!   clears) and reachable from Rust as [`crate::Server::faults`].
+//!   409), add latency (fixed, or random in a range), end matching watch streams every N
+//!   seconds, fail exactly the Nth write of a user agent, or send SIGKILL to a process right
+//!   after the k-th answered write of a user agent (`killAfterWrites` + `killPid`: the sim only
+//!   counts, it is not told what the writes are). Served at `/sim/v1/faults` (`POST` adds,
+//!   `GET` lists with the watch streams ended and how fast their clients came back, `DELETE`
+//!   clears, `DELETE /sim/v1/faults/{id}` removes one) and reachable from Rust as [`crate::Server::faults`].
 //! - [`Stats`]: request counts by user agent, verb, resource and status code. Served at
 //!   `/sim/v1/stats` (`GET`; `DELETE` or `POST /sim/v1/stats/reset` resets) and reachable as
 //!   [`crate::Server::stats`].
+//! - [`WriteLog`]: every answered write in order (user agent, verb, resource, namespace, name,
+//!   status), at `/sim/v1/writes` (`GET`; `DELETE` clears).
 //!
 //! Every Kubernetes API request is counted (discovery and `/version` too, with the path as the
 //! resource); `/sim/` requests are not. Faults only apply to resource requests.
@@ -25,6 +30,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::errors::ApiError;
+
+mod drops;
+mod writes;
+
+pub use drops::WatchDrops;
+pub use writes::{WriteEntry, WriteLog};
 
 /// The Kubernetes verbs a request can have.
 pub const VERBS: &[&str] = &[
@@ -50,6 +61,10 @@ pub struct RequestInfo {
     pub resource: String,
     /// The subresource (`status`, `scale`), if any.
     pub subresource: Option<String>,
+    /// The namespace in the path, if any.
+    pub namespace: Option<String>,
+    /// The object's name in the path, if any.
+    pub name: Option<String>,
     /// Whether this is a request on a resource (`/api/v1/...`, `/apis/g/v/...`).
     pub is_resource: bool,
 }
@@ -76,6 +91,8 @@ impl RequestInfo {
                 verb: nonresource_verb(method).to_string(),
                 resource: path.to_string(),
                 subresource: None,
+                namespace: None,
+                name: None,
                 is_resource: false,
             };
         }
@@ -85,10 +102,12 @@ impl RequestInfo {
             watch = true;
             rest = &rest[1..];
         }
+        let mut namespace = None;
         if rest.first() == Some(&"namespaces")
             && rest.len() >= 3
             && !(rest.len() == 3 && matches!(rest[2], "status" | "finalize"))
         {
+            namespace = Some(rest[1].to_string());
             rest = &rest[2..];
         }
         let resource_name = rest.first().copied().unwrap_or_default();
@@ -119,6 +138,8 @@ impl RequestInfo {
             verb: verb.to_string(),
             resource,
             subresource: sub.map(str::to_string),
+            namespace,
+            name: rest.get(1).map(|n| n.to_string()),
             is_resource: true,
         }
     }
@@ -175,9 +196,21 @@ pub struct FaultRule {
     /// `Retry-After` of a 429, in seconds (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_seconds: Option<u32>,
-    /// Effect: delay matching requests by this many milliseconds.
+    /// Effect: delay matching requests by this many milliseconds (the least delay when
+    /// `latencyMaxMs` is given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u64>,
+    /// Effect: delay matching requests by a random time between `latencyMs` (or 0) and this
+    /// many milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_max_ms: Option<u64>,
+    /// Effect: right after the k-th matching write is answered (committed, its answer not
+    /// yet sent), send SIGKILL to `killPid`; once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_after_writes: Option<u64>,
+    /// The process `killAfterWrites` kills.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_pid: Option<u32>,
     /// Effect: matching watch streams end cleanly after this many seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub close_watch_every_seconds: Option<u64>,
@@ -218,15 +251,41 @@ impl FaultRule {
         {
             return Err("fault rule: code/retryAfterSeconds need fraction or failNthWrite".into());
         }
+        if let (Some(min), Some(max)) = (self.latency_ms, self.latency_max_ms)
+            && max < min
+        {
+            return Err(format!(
+                "fault rule: latencyMaxMs: {max} is less than latencyMs {min}"
+            ));
+        }
+        if self.kill_after_writes == Some(0) {
+            return Err("fault rule: killAfterWrites: must be at least 1".into());
+        }
+        if self.kill_after_writes.is_some() != self.kill_pid.is_some() {
+            return Err("fault rule: killAfterWrites and killPid go together".into());
+        }
+        if self.kill_pid.is_some_and(|p| p <= 1 || p > i32::MAX as u32) {
+            return Err("fault rule: killPid: not a process that can be killed".into());
+        }
+        if self.kill_after_writes.is_some()
+            && (self.fraction.is_some() || self.fail_nth_write.is_some())
+        {
+            return Err(
+                "fault rule: killAfterWrites cannot be combined with fraction or failNthWrite"
+                    .into(),
+            );
+        }
         if self.close_watch_every_seconds == Some(0) {
             return Err("fault rule: closeWatchEverySeconds: must be at least 1".into());
         }
         if self.fraction.is_none()
             && self.fail_nth_write.is_none()
             && self.latency_ms.is_none()
+            && self.latency_max_ms.is_none()
             && self.close_watch_every_seconds.is_none()
+            && self.kill_after_writes.is_none()
         {
-            return Err("fault rule: no effect (give fraction, failNthWrite, latencyMs or closeWatchEverySeconds)".into());
+            return Err("fault rule: no effect (give fraction, failNthWrite, latencyMs, latencyMaxMs, closeWatchEverySeconds or killAfterWrites)".into());
         }
         Ok(())
     }
@@ -297,6 +356,10 @@ pub struct RuleState {
     pub writes: u64,
     /// Requests the rule failed.
     pub failed: u64,
+    /// Matching writes answered (for `killAfterWrites`).
+    pub answered_writes: u64,
+    /// Whether `killAfterWrites` sent its SIGKILL.
+    pub killed: bool,
 }
 
 /// What to do with one request.
@@ -320,6 +383,7 @@ pub struct Faults {
 struct FaultsInner {
     next_id: u64,
     rules: Vec<RuleState>,
+    drops: WatchDrops,
 }
 
 impl Faults {
@@ -339,6 +403,8 @@ impl Faults {
             matched: 0,
             writes: 0,
             failed: 0,
+            answered_writes: 0,
+            killed: false,
         });
         Ok(id)
     }
@@ -348,9 +414,52 @@ impl Faults {
         self.lock().rules.clone()
     }
 
-    /// Removes all rules.
+    /// Removes one rule; false when there is none with that id.
+    pub fn remove(&self, id: u64) -> bool {
+        let mut inner = self.lock();
+        let before = inner.rules.len();
+        inner.rules.retain(|r| r.rule.id != Some(id));
+        inner.rules.len() != before
+    }
+
+    /// Removes all rules (and forgets the watch drops counted).
     pub fn clear(&self) {
-        self.lock().rules.clear();
+        let mut inner = self.lock();
+        inner.rules.clear();
+        inner.drops = WatchDrops::default();
+    }
+
+    /// Watch streams ended by `closeWatchEverySeconds` and how fast their clients came back.
+    pub fn watch_drops(&self) -> WatchDrops {
+        self.lock().drops.clone()
+    }
+
+    /// Called once a request has been answered (before the answer is sent): counts the
+    /// writes of `killAfterWrites` rules and sends SIGKILL when one reaches its count.
+    pub fn answered(&self, r: &RequestInfo) {
+        if !r.is_write() {
+            return;
+        }
+        let mut targets = vec![];
+        {
+            let mut inner = self.lock();
+            for st in inner.rules.iter_mut() {
+                let (Some(k), Some(pid)) = (st.rule.kill_after_writes, st.rule.kill_pid) else {
+                    continue;
+                };
+                if st.killed || !st.rule.matches(r) {
+                    continue;
+                }
+                st.answered_writes += 1;
+                if st.answered_writes == k {
+                    st.killed = true;
+                    targets.push(pid);
+                }
+            }
+        }
+        for pid in targets {
+            kill(pid, r);
+        }
     }
 
     /// Decides what happens to a request and advances the rules' counters. The first
@@ -363,8 +472,13 @@ impl Faults {
                 continue;
             }
             st.matched += 1;
-            if let Some(ms) = st.rule.latency_ms {
-                d.latency += Duration::from_millis(ms);
+            match (st.rule.latency_ms, st.rule.latency_max_ms) {
+                (min, Some(max)) => {
+                    let ms = rand::random_range(min.unwrap_or(0)..=max);
+                    d.latency += Duration::from_millis(ms);
+                }
+                (Some(ms), None) => d.latency += Duration::from_millis(ms),
+                (None, None) => {}
             }
             if let Some(s) = st.rule.close_watch_every_seconds
                 && r.verb == "watch"
@@ -393,7 +507,34 @@ impl Faults {
                 d.error = Some(st.rule.error());
             }
         }
+        if r.verb == "watch" && d.error.is_none() {
+            inner
+                .drops
+                .watch_started(r, std::time::Instant::now(), d.close_watch_after);
+        }
         d
+    }
+}
+
+/// SIGKILL to `pid` (the process a `killAfterWrites` rule names).
+fn kill(pid: u32, r: &RequestInfo) {
+    let target = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw);
+    let outcome = match target {
+        Some(p) => rustix::process::kill_process(p, rustix::process::Signal::KILL)
+            .map_err(|e| e.to_string()),
+        None => Err("not a process id".to_string()),
+    };
+    match outcome {
+        Ok(()) => tracing::info!(
+            pid,
+            verb = r.verb,
+            resource = r.resource,
+            name = r.name.as_deref().unwrap_or_default(),
+            "injected fault: SIGKILL after a write"
+        ),
+        Err(e) => tracing::warn!(pid, error = %e, "injected fault: SIGKILL failed"),
     }
 }
 
@@ -437,6 +578,7 @@ type StatsKey = (String, String, String, u16);
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
     inner: Arc<Mutex<BTreeMap<StatsKey, u64>>>,
+    writes: WriteLog,
 }
 
 impl Stats {
@@ -444,8 +586,16 @@ impl Stats {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Counts one answered request.
+    /// The log of answered writes (filled by [`Stats::record`]).
+    pub fn writes(&self) -> &WriteLog {
+        &self.writes
+    }
+
+    /// Counts one answered request (and logs it when it writes).
     pub fn record(&self, r: &RequestInfo, code: u16) {
+        if r.is_resource && r.is_write() {
+            self.writes.push(r, code);
+        }
         *self
             .lock()
             .entry((
@@ -496,7 +646,9 @@ pub fn router(faults: Faults, stats: Stats) -> Router {
             "/sim/v1/faults",
             get(list_faults).post(add_fault).delete(clear_faults),
         )
+        .route("/sim/v1/faults/{id}", axum::routing::delete(remove_fault))
         .route("/sim/v1/stats", get(get_stats).delete(reset_stats))
+        .route("/sim/v1/writes", get(get_writes).delete(clear_writes))
         .route("/sim/v1/stats/reset", post(reset_stats))
         .with_state(SimState { faults, stats })
 }
@@ -506,7 +658,17 @@ fn bad_request(message: String) -> Response {
 }
 
 async fn list_faults(State(s): State<SimState>) -> Response {
-    axum::Json(json!({"rules": s.faults.list()})).into_response()
+    axum::Json(json!({"rules": s.faults.list(), "watchDrops": s.faults.watch_drops()}))
+        .into_response()
+}
+
+async fn get_writes(State(s): State<SimState>) -> Response {
+    axum::Json(json!({"writes": s.stats.writes.snapshot()})).into_response()
+}
+
+async fn clear_writes(State(s): State<SimState>) -> Response {
+    s.stats.writes.clear();
+    axum::Json(json!({"writes": []})).into_response()
 }
 
 async fn add_fault(State(s): State<SimState>, body: bytes::Bytes) -> Response {
@@ -541,6 +703,21 @@ pub fn parse_rule(body: &[u8]) -> Result<FaultRule, String> {
             None => format!("invalid fault rule: {e}"),
         }
     })
+}
+
+async fn remove_fault(
+    State(s): State<SimState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    match id.parse::<u64>() {
+        Ok(n) if s.faults.remove(n) => axum::Json(json!({"removed": n})).into_response(),
+        Ok(n) => crate::server::error_response(&ApiError::new(
+            404,
+            "NotFound",
+            format!("fault rule {n} not found"),
+        )),
+        Err(_) => bad_request(format!("fault rule id: {id:?} is not a number")),
+    }
 }
 
 async fn clear_faults(State(s): State<SimState>) -> Response {
@@ -578,312 +755,4 @@ pub fn close_body_after(r: Response, after: Duration) -> Response {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn req(method: Method, path: &str, query: Option<&str>, ua: &str) -> RequestInfo {
-        RequestInfo::classify(&method, path, query, ua)
-    }
-
-    #[test]
-    fn classifies_verbs_and_resources() {
-        let cases = [
-            (
-                Method::GET,
-                "/api/v1/namespaces/d/pods",
-                None,
-                "list",
-                "pods",
-            ),
-            (
-                Method::GET,
-                "/api/v1/namespaces/d/pods/p",
-                None,
-                "get",
-                "pods",
-            ),
-            (
-                Method::GET,
-                "/api/v1/pods",
-                Some("watch=true&x=1"),
-                "watch",
-                "pods",
-            ),
-            (
-                Method::GET,
-                "/api/v1/watch/namespaces/d/pods",
-                None,
-                "watch",
-                "pods",
-            ),
-            (
-                Method::POST,
-                "/apis/apps/v1/namespaces/d/deployments",
-                None,
-                "create",
-                "apps/deployments",
-            ),
-            (
-                Method::PUT,
-                "/apis/apps/v1/namespaces/d/deployments/x/status",
-                None,
-                "update",
-                "apps/deployments/status",
-            ),
-            (
-                Method::PATCH,
-                "/apis/apps/v1/namespaces/d/deployments/x/scale",
-                None,
-                "patch",
-                "apps/deployments/scale",
-            ),
-            (
-                Method::DELETE,
-                "/api/v1/namespaces/d/configmaps/c",
-                None,
-                "delete",
-                "configmaps",
-            ),
-            (
-                Method::DELETE,
-                "/api/v1/namespaces/d/configmaps",
-                None,
-                "deletecollection",
-                "configmaps",
-            ),
-            (
-                Method::GET,
-                "/api/v1/namespaces/d",
-                None,
-                "get",
-                "namespaces",
-            ),
-            (
-                Method::PUT,
-                "/api/v1/namespaces/d/finalize",
-                None,
-                "update",
-                "namespaces/finalize",
-            ),
-        ];
-        for (m, path, q, verb, resource) in cases {
-            let r = req(m, path, q, "ua");
-            assert_eq!(
-                (r.verb.as_str(), r.resource.as_str()),
-                (verb, resource),
-                "{path}"
-            );
-            assert!(r.is_resource);
-        }
-        let d = req(Method::GET, "/apis/apps/v1", None, "ua");
-        assert!(!d.is_resource);
-        assert_eq!(
-            (d.verb.as_str(), d.resource.as_str()),
-            ("get", "/apis/apps/v1")
-        );
-    }
-
-    #[test]
-    fn a_fraction_fails_exactly_that_share_and_only_matching_requests() {
-        let f = Faults::default();
-        f.add(FaultRule {
-            verb: Some("get".into()),
-            resource: Some("configmaps".into()),
-            fraction: Some(0.25),
-            ..Default::default()
-        })
-        .unwrap();
-        let get = req(Method::GET, "/api/v1/namespaces/d/configmaps/c", None, "x");
-        let failed = (0..200).filter(|_| f.decide(&get).error.is_some()).count();
-        assert_eq!(failed, 50);
-        let list = req(Method::GET, "/api/v1/namespaces/d/configmaps", None, "x");
-        let pods = req(Method::GET, "/api/v1/namespaces/d/pods/p", None, "x");
-        assert!((0..20).all(|_| f.decide(&list).error.is_none()));
-        assert!((0..20).all(|_| f.decide(&pods).error.is_none()));
-        let st = &f.list()[0];
-        assert_eq!((st.matched, st.failed), (200, 50));
-    }
-
-    #[test]
-    fn resource_match_covers_subresources_but_not_other_groups() {
-        let rule = FaultRule {
-            resource: Some("apps/deployments".into()),
-            latency_ms: Some(1),
-            ..Default::default()
-        };
-        let yes = req(
-            Method::PUT,
-            "/apis/apps/v1/namespaces/d/deployments/x/status",
-            None,
-            "",
-        );
-        let yes2 = req(Method::GET, "/apis/apps/v1/deployments", None, "");
-        let no = req(Method::GET, "/apis/apps/v1/replicasets", None, "");
-        assert!(rule.matches(&yes) && rule.matches(&yes2) && !rule.matches(&no));
-        let status_only = FaultRule {
-            resource: Some("apps/deployments/status".into()),
-            latency_ms: Some(1),
-            ..Default::default()
-        };
-        assert!(status_only.matches(&yes) && !status_only.matches(&yes2));
-        let pods = FaultRule {
-            resource: Some("pods".into()),
-            latency_ms: Some(1),
-            ..Default::default()
-        };
-        assert!(pods.matches(&req(
-            Method::PATCH,
-            "/api/v1/namespaces/d/pods/p/status",
-            None,
-            ""
-        )));
-        assert!(!pods.matches(&req(Method::GET, "/apis/x.io/v1/podsets", None, "")));
-    }
-
-    #[test]
-    fn the_nth_write_of_a_user_agent_fails_once() {
-        let f = Faults::default();
-        f.add(FaultRule {
-            user_agent: Some("ramp".into()),
-            fail_nth_write: Some(3),
-            code: Some(409),
-            ..Default::default()
-        })
-        .unwrap();
-        let write = req(
-            Method::POST,
-            "/api/v1/namespaces/d/configmaps",
-            None,
-            "ramp-operator/1",
-        );
-        let read = req(
-            Method::GET,
-            "/api/v1/namespaces/d/configmaps",
-            None,
-            "ramp-operator/1",
-        );
-        let other = req(
-            Method::POST,
-            "/api/v1/namespaces/d/configmaps",
-            None,
-            "kubectl",
-        );
-        let mut outcomes = vec![];
-        for _ in 0..5 {
-            assert!(f.decide(&read).error.is_none());
-            assert!(f.decide(&other).error.is_none());
-            outcomes.push(f.decide(&write).error.map(|e| e.reason));
-        }
-        assert_eq!(outcomes, vec![None, None, Some("Conflict"), None, None]);
-    }
-
-    #[test]
-    fn errors_carry_reason_and_retry_after() {
-        let mk = |code| FaultRule {
-            fraction: Some(1.0),
-            code: Some(code),
-            retry_after_seconds: Some(7),
-            ..Default::default()
-        };
-        assert_eq!(mk(500).error().reason, "InternalError");
-        assert_eq!(mk(409).error().reason, "Conflict");
-        let e = mk(429).error();
-        assert_eq!(
-            (e.reason, e.retry_after_seconds),
-            ("TooManyRequests", Some(7))
-        );
-        let r = fault_response(&e);
-        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(r.headers()[header::RETRY_AFTER], "7");
-    }
-
-    #[test]
-    fn latency_adds_up_and_watch_close_takes_the_shortest() {
-        let f = Faults::default();
-        for (ms, s) in [(10, 5), (20, 2)] {
-            f.add(FaultRule {
-                latency_ms: Some(ms),
-                close_watch_every_seconds: Some(s),
-                ..Default::default()
-            })
-            .unwrap();
-        }
-        let w = req(Method::GET, "/api/v1/pods", Some("watch=1"), "");
-        let d = f.decide(&w);
-        assert_eq!(d.latency, Duration::from_millis(30));
-        assert_eq!(d.close_watch_after, Some(Duration::from_secs(2)));
-        assert!(d.error.is_none());
-        let l = f.decide(&req(Method::GET, "/api/v1/pods", None, ""));
-        assert_eq!(l.close_watch_after, None);
-        f.clear();
-        assert_eq!(f.decide(&w), Decision::default());
-    }
-
-    #[test]
-    fn invalid_rules_name_the_field() {
-        let f = Faults::default();
-        let cases = [
-            (
-                FaultRule {
-                    fraction: Some(1.5),
-                    ..Default::default()
-                },
-                "fraction",
-            ),
-            (
-                FaultRule {
-                    fraction: Some(0.5),
-                    code: Some(404),
-                    ..Default::default()
-                },
-                "code",
-            ),
-            (
-                FaultRule {
-                    verb: Some("frob".into()),
-                    latency_ms: Some(1),
-                    ..Default::default()
-                },
-                "verb",
-            ),
-            (
-                FaultRule {
-                    fail_nth_write: Some(0),
-                    ..Default::default()
-                },
-                "failNthWrite",
-            ),
-            (FaultRule::default(), "no effect"),
-        ];
-        for (rule, field) in cases {
-            let e = f.add(rule).unwrap_err();
-            assert!(e.contains(field), "{e}");
-        }
-        assert!(f.list().is_empty());
-        let parse = serde_json::from_value::<FaultRule>(json!({"fractoin": 0.5}));
-        assert!(parse.unwrap_err().to_string().contains("fractoin"));
-    }
-
-    #[test]
-    fn stats_count_and_reset() {
-        let s = Stats::default();
-        let get = req(Method::GET, "/api/v1/namespaces/d/pods/p", None, "a");
-        s.record(&get, 200);
-        s.record(&get, 200);
-        s.record(&get, 404);
-        s.record(
-            &req(Method::POST, "/api/v1/namespaces/d/pods", None, "b"),
-            201,
-        );
-        let snap = s.snapshot();
-        assert_eq!(snap.total, 4);
-        assert_eq!(snap.count(|r| r.user_agent == "a" && r.code == 200), 2);
-        assert_eq!(
-            snap.count(|r| r.verb == "create" && r.resource == "pods"),
-            1
-        );
-        assert_eq!(snap.requests.len(), 3);
-        s.reset();
-        assert_eq!(s.snapshot(), StatsSnapshot::default());
-    }
-}
+mod tests;

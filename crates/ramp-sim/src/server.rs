@@ -538,6 +538,7 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     };
     if !uri.path().starts_with("/sim/") {
         app.stats.record(&info, r.status().as_u16());
+        app.faults.answered(&info);
     }
     r
 }

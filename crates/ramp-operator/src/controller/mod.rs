@@ -243,6 +243,11 @@ pub struct Context {
     pub virtual_service_hosts: Arc<Index<DynamicObject>>,
     /// Metric analysis: the Prometheus client and default address.
     pub analyzer: crate::analysis::Analyzer,
+    /// True once every watch cache has listed its objects. Until then no
+    /// Rollout is planned: after a restart the Rollouts may be listed before
+    /// the Deployments, Services or routing objects, and a plan from a
+    /// half-filled cache would recreate (or report missing) what exists.
+    pub synced: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Drop what ramp never reads before an object reaches a cache: field
@@ -584,6 +589,7 @@ pub async fn run(
                 kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY),
             );
     tokio::spawn(count_phases(phases.clone(), metrics.clone()));
+    let (all_synced_tx, all_synced) = tokio::sync::watch::channel(false);
     let ctx = Arc::new(Context {
         client: client.clone(),
         metrics,
@@ -604,6 +610,7 @@ pub async fn run(
         rollout_index: rollout_index.clone(),
         virtual_service_hosts: virtual_service_hosts.clone(),
         analyzer,
+        synced: all_synced,
     });
 
     let (i1, i2) = (rollout_index.clone(), rollout_index.clone());
@@ -612,6 +619,7 @@ pub async fn run(
         for mut flag in synced {
             let _ = flag.wait_for(|s| *s).await;
         }
+        all_synced_tx.send_replace(true);
         ready();
     });
 
@@ -743,9 +751,20 @@ where
 /// Every log line inside carries the Rollout's reference.
 #[tracing::instrument(skip_all, fields(rollout = %ObjectRef::from_obj(meta.as_ref())))]
 async fn reconcile(meta: Arc<RolloutMeta>, ctx: Arc<Context>) -> Result<Requeue, Error> {
-    let _timer = ctx.metrics.time_reconcile();
     let ns = meta.namespace().unwrap_or_default();
     let name = meta.name_any();
+    if !*ctx.synced.borrow() {
+        // Wait (bounded, so that shutdown is not held up) for the caches.
+        let mut synced = ctx.synced.clone();
+        if tokio::time::timeout(Duration::from_secs(2), synced.wait_for(|s| *s))
+            .await
+            .is_err()
+        {
+            tracing::debug!(rollout = %format!("{ns}/{name}"), "waiting for the watch caches to sync");
+            return Ok(Requeue::requeue(Duration::from_millis(100)));
+        }
+    }
+    let _timer = ctx.metrics.time_reconcile();
     // The store and the cache follow the same events: absent only if
     // deleted since the reconcile was scheduled.
     let Some(ro) = ctx.rollouts.get(&ns, &name) else {
