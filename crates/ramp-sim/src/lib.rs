@@ -8,11 +8,13 @@
 //! - [`TestCluster`]: start one on a random port from a test and get a `kube::Client`.
 //! - [`schema`], [`patch`], [`selector`], [`proto`]: pure building blocks (CRD structural
 //!   schemas, the four patch types, label/field selectors, protobuf request bodies).
+//! - [`auth`]: authentication (the admin token, ServiceAccount tokens) and RBAC.
 //! - [`admission`]: admission webhooks, called as kube-apiserver calls them.
 //! - [`telemetry`]: background load through the mesh ([`load`]), pod behaviour from
 //!   annotations, and Istio's request metrics on `/metrics`.
 
 pub mod admission;
+pub mod auth;
 pub mod client;
 pub mod controllers;
 pub mod discovery;

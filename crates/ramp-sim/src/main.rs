@@ -315,6 +315,24 @@ struct ServeArgs {
     /// 0 sends every event as soon as it happens.
     #[arg(long, value_name = "MS", default_value_t = ramp_sim::watch::COALESCE_WINDOW.as_millis() as u64)]
     watch_coalesce_ms: u64,
+    /// Where admission webhooks declared with `clientConfig.service` are reached (there is no
+    /// cluster DNS): `NAMESPACE/NAME:PORT=URL`, e.g.
+    /// `ramp-system/ramp-webhook:443=https://127.0.0.1:9443`. Repeatable.
+    #[arg(long = "webhook-service", value_name = "NS/NAME:PORT=URL")]
+    webhook_services: Vec<String>,
+}
+
+/// Parses `NAMESPACE/NAME:PORT=URL`.
+fn parse_service_route(s: &str) -> Result<(String, String, u16, String), String> {
+    let bad = || format!("--webhook-service {s:?}: expected NAMESPACE/NAME:PORT=URL");
+    let (service, url) = s.split_once('=').ok_or_else(bad)?;
+    let (ns, rest) = service.split_once('/').ok_or_else(bad)?;
+    let (name, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if ns.is_empty() || name.is_empty() || url.is_empty() {
+        return Err(bad());
+    }
+    Ok((ns.into(), name.into(), port, url.into()))
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
@@ -326,9 +344,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(t) = args.token {
         config.token = t;
     }
+    let routes = args
+        .webhook_services
+        .iter()
+        .map(|s| parse_service_route(s))
+        .collect::<Result<Vec<_>, _>>()?;
     let server = Server::start(Store::new(), config)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    for (ns, name, port, url) in routes {
+        server.webhook_services().insert(&ns, &name, port, &url)?;
+    }
     let controllers = (!args.no_controllers).then(|| {
         ramp_sim::controllers::Controllers::start(
             server.store().clone(),

@@ -52,8 +52,10 @@ pub const ADMIN_USER: &str = "ramp-sim-admin";
 pub struct ServerConfig {
     /// Address to listen on (`127.0.0.1:0` picks a free port).
     pub listen: SocketAddr,
-    /// Bearer token written to the kubeconfig. Requests presenting another token get 401;
-    /// requests without an `Authorization` header are served (the sim is loopback-only).
+    /// Bearer token written to the kubeconfig (the admin: full access). ServiceAccount tokens
+    /// from TokenRequest are accepted too, under RBAC (see [`crate::auth`]); other tokens get
+    /// 401; requests without an `Authorization` header are served as the admin (the sim is
+    /// loopback-only).
     pub token: String,
     /// Largest accepted request body (413 beyond).
     pub max_body_bytes: usize,
@@ -572,17 +574,22 @@ fn not_found_path() -> ApiError {
 
 async fn dispatch(app: &Arc<App>, req: Request) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
-    if let Some(auth) = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        let ok = auth
-            .strip_prefix("Bearer ")
-            .is_some_and(|t| t.trim() == app.config.token);
-        if !ok {
-            return Err(ApiError::new(401, "Unauthorized", "Unauthorized"));
-        }
+    // Authentication and RBAC (crate::auth): 401/403 before anything is read or written.
+    let (user, attrs) = crate::auth::check(
+        &app.store,
+        &parts.headers,
+        &parts.method,
+        &parts.uri,
+        &app.config.token,
+    )?;
+    if crate::auth::is_review(&attrs) {
+        let obj = decode_body(
+            &parts.headers,
+            &read_body(app, &parts.headers, body).await?,
+            false,
+        )?;
+        let review = crate::auth::access_review(&app.store, &user, &attrs, obj, &app.config.token)?;
+        return Ok(value_response(StatusCode::CREATED, &review));
     }
     let path = parts.uri.path().to_string();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();

@@ -7,8 +7,8 @@ use crate::object::{meta_str, new_uid};
 
 /// The answer to a TokenRequest (`POST .../serviceaccounts/NAME/token`) for `sa`: the
 /// request with defaults (`expirationSeconds` 3600, the API server's audience) and a status
-/// holding a JWT-shaped token for `system:serviceaccount:NS:NAME`. The sim does not sign it
-/// (its signature is random) and does not accept it as a credential.
+/// holding a JWT-shaped token for `system:serviceaccount:NS:NAME`, signed so that the sim
+/// accepts it as that ServiceAccount's credential (see [`crate::auth::authn`]).
 pub fn token_request(sa: &Value, req: Value) -> ApiResult<Value> {
     use base64::Engine as _;
     let kind = req
@@ -78,13 +78,8 @@ pub fn token_request(sa: &Value, req: Value) -> ApiResult<Value> {
         "kubernetes.io": {"namespace": ns, "serviceaccount": {
             "name": name, "uid": meta_str(sa, "uid")}},
     });
-    let signature: [u8; 32] = rand::random();
-    let token = format!(
-        "{}.{}.{}",
-        b64(&header),
-        b64(&claims),
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature)
-    );
+    let signed = format!("{}.{}", b64(&header), b64(&claims));
+    let token = format!("{signed}.{}", crate::auth::authn::signature(&signed));
     out["status"] = serde_json::json!({
         "token": token,
         "expirationTimestamp": exp.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
