@@ -78,12 +78,12 @@ pub fn attributes(method: &str, path: &str, query: Option<&str>) -> Attributes {
         watch = true;
         rest = &rest[1..];
     }
-    if rest.first() == Some(&"namespaces") {
-        if let Some(ns) = rest.get(1) {
-            a.namespace = (*ns).to_string();
-            if rest.len() > 2 && !matches!(rest[2], "status" | "finalize") {
-                rest = &rest[2..];
-            }
+    if rest.first() == Some(&"namespaces")
+        && let Some(ns) = rest.get(1)
+    {
+        a.namespace = (*ns).to_string();
+        if rest.len() > 2 && !matches!(rest[2], "status" | "finalize") {
+            rest = &rest[2..];
         }
     }
     a.resource = rest.first().map(|s| s.to_string()).unwrap_or_default();
